@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lpatch.h - the contract between a patch and the lpatch runtime.
+ *
+ * A patch is a shared object that describes which functions of a running
+ * process it replaces, the way a kernel livepatch module does:
+ *
+ *	#include <lpatch.h>
+ *
+ *	static int fixed_parse(const char *s) { ... }
+ *
+ *	static struct lp_func funcs[] = {
+ *		{ .old_name = "parse", .new_func = fixed_parse },
+ *		{ 0 }
+ *	};
+ *	static struct lp_object objs[] = {
+ *		{ .name = NULL, .funcs = funcs },	// NULL: the main program
+ *		{ 0 }
+ *	};
+ *	LP_PATCH(.objs = objs);
+ *
+ * Build it with `cc -shared -fPIC $(pkg-config --cflags lpatch) -o fix.so fix.c`
+ * and apply it with `lpatch apply PID fix.so`.  docs/writing-patches.md
+ * explains every field.
+ */
+#ifndef LPATCH_H
+#define LPATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever the layout of the descriptors below changes. */
+#define LP_ABI_VERSION 1
+
+/* The name under which LP_PATCH() exports the descriptor. */
+#define LP_PATCH_SYMBOL "lp_patch_descriptor"
+
+/*
+ * One function to replace.  old_sympos tells same-named functions of one
+ * object apart exactly as the kernel's old_sympos does: 0 means the name
+ * must be unique in the object's symbol table (else the patch is refused as
+ * ambiguous), N >= 1 picks the Nth symbol of that name in table order.
+ */
+struct lp_func {
+	const char *old_name;
+	void *new_func;
+	unsigned long old_sympos;
+};
+
+/*
+ * A reference from the patch to a symbol of the patched object (a function
+ * or a variable, static ones included): the runtime stores the symbol's
+ * address in *addr before the patch is enabled, or refuses the patch when
+ * the symbol cannot be found.  This is the counterpart of the kernel's klp
+ * relocations.  Use LP_SYMBOL() to declare one.
+ */
+struct lp_symbol {
+	const char *name;
+	void **addr;
+	unsigned long sympos;
+};
+
+#define LP_SYMBOL(sym_name, pointer) \
+	{ .name = (sym_name), .addr = (void **)&(pointer), .sympos = 0 }
+#define LP_SYMBOL_POS(sym_name, pointer, pos) \
+	{ .name = (sym_name), .addr = (void **)&(pointer), .sympos = (pos) }
+
+struct lp_object;
+
+/*
+ * Callbacks run with the runtime's patch mutex held, in the order the
+ * kernel's livepatch callbacks run (docs/writing-patches.md).  A non-zero
+ * return from pre_patch refuses the patch for this object.
+ */
+struct lp_callbacks {
+	int (*pre_patch)(struct lp_object *obj);
+	void (*post_patch)(struct lp_object *obj);
+	void (*pre_unpatch)(struct lp_object *obj);
+	void (*post_unpatch)(struct lp_object *obj);
+};
+
+/*
+ * An object of the target process: the main program (name == NULL) or a
+ * shared library, matched by its soname or file name ("libfoo.so.1").
+ * build_id, when set, pins the object: a patch whose build_id (lowercase
+ * hex) differs from the loaded object's is refused.
+ */
+struct lp_object {
+	const char *name;
+	struct lp_func *funcs;	  /* ends with old_name == NULL; may be empty */
+	struct lp_symbol *syms;	  /* terminated by an entry with name == NULL */
+	struct lp_callbacks callbacks;
+	const char *build_id;
+};
+
+/* A system state the patch establishes or takes over (kernel: klp_state). */
+struct lp_state {
+	unsigned long id; /* non-zero; the array ends with id == 0 */
+	unsigned int version;
+	void *data;
+};
+
+struct lp_patch {
+	unsigned int abi;	/* LP_ABI_VERSION, set by LP_PATCH() */
+	const char *name;	/* NULL: the file name without ".so" */
+	struct lp_object *objs; /* ends with an entry whose name and funcs are NULL */
+	struct lp_state *states;
+	bool replace;
+};
+
+/* Declare the patch descriptor of this shared object. */
+#define LP_PATCH(...)                                                       \
+	__attribute__((visibility("default"), used)) struct lp_patch        \
+		lp_patch_descriptor = { .abi = LP_ABI_VERSION, __VA_ARGS__ }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LPATCH_H */

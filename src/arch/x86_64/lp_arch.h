@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * x86-64 code analysis and generation for redirecting a function.
+ *
+ * A patched function gets a 5-byte `jmp rel32` at its patch site (its entry,
+ * or just after a leading endbr64) to a trampoline near it.  The bytes the
+ * jump displaces are copied, relocated, to the trampoline's "orig" stub,
+ * which then jumps back behind the displaced bytes: that is how the original
+ * implementation still runs.  Everything here works on byte buffers and
+ * addresses: it neither reads nor writes the process's code itself, so unit
+ * tests can feed it any bytes.
+ */
+#ifndef LP_ARCH_H
+#define LP_ARCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define LP_JMP_SIZE 5	    /* jmp rel32 */
+#define LP_MAX_DISPLACED 20 /* at most 5 + a 15-byte instruction */
+#define LP_MAX_INSNS LP_MAX_DISPLACED
+
+struct lp_prologue {
+	uintptr_t func;	   /* function entry */
+	uintptr_t site;	   /* where the jump is written: func, or func + 4 after endbr64 */
+	size_t len;	   /* displaced bytes at site, >= LP_JMP_SIZE, whole instructions */
+	uint8_t orig[LP_MAX_DISPLACED]; /* the displaced bytes as found */
+	bool padding;	   /* the displaced bytes are only nops (e.g.
+			      -fpatchable-function-entry): nothing to relocate */
+	size_t ninsns;	   /* instructions in the displaced bytes */
+	uint8_t insn_off[LP_MAX_INSNS]; /* start of each, relative to site */
+};
+
+/*
+ * Decide where and how function [addr, addr + size) can be redirected.
+ * @code holds the function's current bytes (size of them), @addr the
+ * address they run at.  Refuses (-1, reason in @err) a function that is
+ * too short, whose body branches into the displaced bytes, or whose
+ * displaced bytes hold an instruction that cannot run elsewhere (a call,
+ * whose return address would point into them; syscall; ...).  A ret or jmp
+ * among the displaced bytes is fine when the function is that short.
+ */
+int lp_arch_analyse(const uint8_t *code, size_t size, uintptr_t addr,
+		    struct lp_prologue *out, char *err, size_t errlen);
+
+/*
+ * Write to @buf the displaced instructions of @p relocated to run at @at
+ * (RIP-relative operands and relative branches fixed up), followed by a jump
+ * to p->site + p->len.  @insn_map receives, for each displaced instruction i,
+ * the offset in @buf where its relocated copy starts (for moving a thread
+ * whose IP is inside the displaced bytes).  Returns the number of bytes
+ * written, or -1 with a reason when an operand cannot reach its target from
+ * @at or @buf is too small.
+ */
+ssize_t lp_arch_relocate(const struct lp_prologue *p, uint8_t *buf,
+			 size_t bufsize, uintptr_t at,
+			 uint8_t insn_map[LP_MAX_INSNS], char *err,
+			 size_t errlen);
+
+/* Encode `jmp rel32` from @from to @to in @buf[5]; -1 when out of reach. */
+int lp_arch_encode_jmp(uint8_t buf[LP_JMP_SIZE], uintptr_t from, uintptr_t to);
+
+/*
+ * The dispatch stubs of one redirected function.  Pointers the runtime
+ * changes at any time (atomically, 8-byte aligned) live in slots outside the
+ * code; the code only jumps through them.
+ */
+struct lp_stub_layout {
+	uintptr_t at;		  /* where the stubs will run */
+	uintptr_t slot_target;	  /* entry: jmp *slot_target */
+	uintptr_t slot_patched;	  /* slow: for threads not UNPATCHED */
+	uintptr_t slot_unpatched; /* slow: for UNPATCHED threads */
+	int32_t state_tpoff;	  /* %fs-relative offset of the thread's state byte */
+	uint8_t state_unpatched;  /* the state value meaning UNPATCHED */
+};
+
+struct lp_stub_offsets {
+	size_t entry; /* the patch site's jump lands here */
+	size_t slow;  /* per-thread choice, used while the function is in transition */
+	size_t size;  /* bytes used */
+};
+
+/*
+ * Emit the entry and slow stubs into @buf:
+ *   entry: jmp *slot_target(%rip)
+ *   slow:  cmpb $state_unpatched, %fs:state_tpoff
+ *          je 1f
+ *          jmp *slot_patched(%rip)
+ *       1: jmp *slot_unpatched(%rip)
+ * Returns 0, or -1 when a slot is out of RIP-relative reach or @buf too small.
+ */
+int lp_arch_emit_stubs(const struct lp_stub_layout *l, uint8_t *buf,
+		       size_t bufsize, struct lp_stub_offsets *off);
+
+#endif /* LP_ARCH_H */

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal interfaces of the lpatch command.  The command is a client only:
+ * every piece of patch state lives in the target process, so each
+ * subcommand turns its arguments into one request to the runtime's agent
+ * and renders the answer.
+ */
+#ifndef LP_CLI_H
+#define LP_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h> /* protocol.h uses socklen_t without including it */
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#include "protocol/protocol.h"
+
+/* Exit codes, documented in docs/cli.md. */
+enum {
+	LP_EXIT_OK = 0,
+	LP_EXIT_FAIL = 1,
+	LP_EXIT_USAGE = 2,
+};
+
+/* Default seconds apply and revert wait for the runtime's answer. */
+#define LP_DEFAULT_TIMEOUT 60
+
+/* Each subcommand: argv[0] is the subcommand's name.  Returns an exit code. */
+int lp_cmd_run(int argc, char **argv);
+int lp_cmd_apply(int argc, char **argv);
+int lp_cmd_revert(int argc, char **argv);
+int lp_cmd_force(int argc, char **argv);
+int lp_cmd_status(int argc, char **argv);
+int lp_cmd_log(int argc, char **argv);
+int lp_cmd_list(int argc, char **argv);
+
+/* report.c: every error is one line on stderr starting with "lpatch: ". */
+void lp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print a usage error and return LP_EXIT_USAGE. */
+int lp_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void lp_print_help(FILE *out);
+
+/* args.c: argument parsing shared by the subcommands. */
+int lp_bad_option(const char *cmd, char **argv, int c);
+int lp_parse_pid(const char *text, pid_t *pid);
+int lp_parse_seconds(const char *text, int *seconds);
+int lp_expect_args(const char *cmd, int have, int want, const char *names);
+
+/* request.c: one request to a process's agent. */
+enum {
+	LP_REQ_QUIET = 1 << 0,	 /* do not print PROGRESS messages */
+	LP_REQ_VERBOSE = 1 << 1, /* time-stamp PROGRESS messages */
+	LP_REQ_PROBE = 1 << 2,	 /* say nothing when the process is unreachable */
+};
+
+struct lp_request {
+	pid_t pid;
+	const char *words[LP_PROTO_MAX_ARGS]; /* verb, then its arguments */
+	int nwords;
+	int fd;			 /* descriptor passed along, or -1 */
+	int timeout;		 /* seconds to wait for the RESULT; 0: forever */
+	const char *waiting_for; /* what a timeout was waiting for */
+	const char *what;	 /* context of a failure: "apply fix.so to 1234" */
+	unsigned int flags;	 /* LP_REQ_* */
+};
+
+/* What went wrong, for callers that react differently (list). */
+enum lp_req_status {
+	LP_REQ_OK = 0,
+	LP_REQ_UNREACHABLE, /* no such process or runtime, an impostor, or it went away */
+	LP_REQ_REFUSED,	    /* the runtime answered with a failure */
+	LP_REQ_ERROR,	    /* anything else: timeout, protocol, memory */
+};
+
+/*
+ * Send @req and wait for its RESULT.  On LP_REQ_OK *answer holds the
+ * RESULT's payload (NUL-terminated, free() it); otherwise the error has
+ * been printed (unreachable ones not with LP_REQ_PROBE) and *answer is NULL.
+ */
+enum lp_req_status lp_request(const struct lp_request *req, char **answer);
+
+/* Append a word to @req; false when there is no room left. */
+bool lp_request_add(struct lp_request *req, const char *word);
+
+/* jsonutil.c: tolerant accessors; a missing or mistyped key gives @def. */
+const char *lp_json_str(struct json_object *obj, const char *key, const char *def);
+long long lp_json_int(struct json_object *obj, const char *key, long long def);
+bool lp_json_bool(struct json_object *obj, const char *key, bool def);
+size_t lp_json_len(struct json_object *obj, const char *key);
+struct json_object *lp_json_idx(struct json_object *obj, const char *key, size_t i);
+int lp_json_print(struct json_object *obj);
+
+/* status.c: the human form of a status answer. */
+void lp_status_render(struct json_object *status, pid_t pid, bool threads);
+
+/* status query shared by the status and list commands. */
+enum lp_req_status lp_query_status(pid_t pid, bool threads, unsigned int flags, int timeout,
+				   struct json_object **status);
+
+#endif /* LP_CLI_H */

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+/*
+ * lpatch list: every process with a runtime, found through the agents'
+ * sockets in /proc/net/unix (so no process has to be scanned or touched
+ * unless it runs an agent), each asked for its status.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* One unresponsive agent must not hang a fleet-wide inventory. */
+#define LIST_TIMEOUT 10
+
+#define AGENT_PREFIX "@lpatch/"
+
+enum { OPT_JSON = 0x100 };
+
+static const struct option list_opts[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct pids {
+	pid_t *v;
+	size_t n, cap;
+};
+
+static bool pids_add(struct pids *p, pid_t pid)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 16;
+		pid_t *v = realloc(p->v, cap * sizeof(*v));
+
+		if (!v)
+			return false;
+		p->v = v;
+		p->cap = cap;
+	}
+	p->v[p->n++] = pid;
+	return true;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Sorted, and once each: an agent's accepted sockets carry its name too. */
+static void pids_sort_unique(struct pids *p)
+{
+	size_t out = 0;
+
+	if (p->n)
+		qsort(p->v, p->n, sizeof(*p->v), cmp_pid);
+	for (size_t i = 0; i < p->n; i++)
+		if (!out || p->v[out - 1] != p->v[i])
+			p->v[out++] = p->v[i];
+	p->n = out;
+}
+
+/* The PID of an agent's socket path "@lpatch/PID", or 0 for any other path. */
+static pid_t agent_pid(const char *path)
+{
+	const char *digits = path + strlen(AGENT_PREFIX);
+	char *end;
+	long v;
+
+	if (strncmp(path, AGENT_PREFIX, strlen(AGENT_PREFIX)) || *digits < '1' || *digits > '9')
+		return 0;
+	v = strtol(digits, &end, 10);
+	return *end == '\0' && v > 0 && v <= INT_MAX ? (pid_t)v : 0;
+}
+
+/*
+ * /proc/net/unix: "Num RefCount Protocol Flags Type St Inode Path", the
+ * path last and '@' in front of an abstract name.
+ */
+static int find_agents(struct pids *pids)
+{
+	FILE *f = fopen("/proc/net/unix", "re");
+	char *line = NULL;
+	size_t size = 0;
+	ssize_t len;
+	int ret = LP_EXIT_OK;
+
+	if (!f) {
+		lp_error("cannot read /proc/net/unix: %s", strerror(errno));
+		return LP_EXIT_FAIL;
+	}
+	while ((len = getline(&line, &size, f)) > 0) {
+		int path = 0;
+		pid_t pid;
+
+		if (line[len - 1] == '\n')
+			line[len - 1] = '\0';
+		if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %n", &path) < 0 || !path)
+			continue;
+		pid = agent_pid(line + path);
+		if (pid && !pids_add(pids, pid)) {
+			lp_error("out of memory");
+			ret = LP_EXIT_FAIL;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	pids_sort_unique(pids);
+	return ret;
+}
+
+static void read_comm(pid_t pid, char *comm, size_t size)
+{
+	char path[32];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	f = fopen(path, "re");
+	if (!f || !fgets(comm, (int)size, f))
+		snprintf(comm, size, "?");
+	comm[strcspn(comm, "\n")] = '\0';
+	if (f)
+		fclose(f);
+}
+
+static void print_row(pid_t pid, const char *comm, struct json_object *status)
+{
+	size_t n = lp_json_len(status, "patches");
+
+	printf("%-8d %-16s ", (int)pid, comm);
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s", i ? "," : "",
+		       lp_json_str(lp_json_idx(status, "patches", i), "name", "?"));
+	puts(n ? "" : "-");
+}
+
+/* The list entry of one process: the few fields an inventory needs. */
+static struct json_object *json_entry(pid_t pid, const char *comm, struct json_object *status)
+{
+	struct json_object *entry = json_object_new_object();
+	struct json_object *patches = json_object_new_array();
+	size_t n = lp_json_len(status, "patches");
+
+	json_object_object_add(entry, "pid", json_object_new_int(pid));
+	json_object_object_add(entry, "comm", json_object_new_string(comm));
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *src = lp_json_idx(status, "patches", i);
+		struct json_object *p = json_object_new_object();
+
+		json_object_object_add(p, "name",
+				       json_object_new_string(lp_json_str(src, "name", "")));
+		json_object_object_add(p, "enabled",
+				       json_object_new_boolean(lp_json_bool(src, "enabled", false)));
+		json_object_object_add(p, "transition",
+				       json_object_new_boolean(lp_json_bool(src, "transition",
+									     false)));
+		json_object_array_add(patches, p);
+	}
+	json_object_object_add(entry, "patches", patches);
+	return entry;
+}
+
+static int list(bool json)
+{
+	struct json_object *all = json ? json_object_new_array() : NULL;
+	struct pids pids = { 0 };
+	int ret = find_agents(&pids);
+
+	if (ret == LP_EXIT_OK && !json)
+		printf("%-8s %-16s %s\n", "PID", "COMM", "PATCHES");
+	for (size_t i = 0; ret == LP_EXIT_OK && i < pids.n; i++) {
+		struct json_object *status;
+		char comm[64];
+
+		/* Refusals and timeouts are reported and skipped; the gone, only skipped. */
+		if (lp_query_status(pids.v[i], false, LP_REQ_PROBE, LIST_TIMEOUT, &status) !=
+		    LP_REQ_OK)
+			continue;
+		read_comm(pids.v[i], comm, sizeof(comm));
+		if (json)
+			json_object_array_add(all, json_entry(pids.v[i], comm, status));
+		else
+			print_row(pids.v[i], comm, status);
+		json_object_put(status);
+	}
+	if (ret == LP_EXIT_OK && json)
+		ret = lp_json_print(all);
+	json_object_put(all);
+	free(pids.v);
+	return ret;
+}
+
+int lp_cmd_list(int argc, char **argv)
+{
+	bool json = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":h", list_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			json = true;
+			break;
+		case 'h':
+			lp_print_help(stdout);
+			return LP_EXIT_OK;
+		default:
+			return lp_bad_option(argv[0], argv, c);
+		}
+	}
+	if (optind < argc)
+		return lp_usage_error("list: too many arguments (usage: lpatch list [--json])");
+	return list(json);
+}

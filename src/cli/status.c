@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The human form of a status answer: the process, its transition, then
+ * each patch with its objects and functions, indented as the kernel's
+ * /sys/kernel/livepatch/<patch>/<object>/<function> tree is nested.
+ * Missing keys are skipped rather than fatal (docs/json.md).
+ */
+#include <stdio.h>
+
+#include "cli.h"
+
+static const char *plural(size_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+static void render_transition(struct json_object *status)
+{
+	struct json_object *tr;
+
+	if (!json_object_object_get_ex(status, "transition", &tr) ||
+	    !json_object_is_type(tr, json_type_object))
+		return;
+	printf("transition: '%s' to %s, %lld of %lld threads pending\n",
+	       lp_json_str(tr, "patch", "?"), lp_json_str(tr, "target", "?"),
+	       lp_json_int(tr, "threads_pending", 0), lp_json_int(tr, "threads_total", 0));
+}
+
+static void render_function(struct json_object *fn)
+{
+	long long sympos = lp_json_int(fn, "sympos", 0);
+
+	/* "name,sympos" is how the kernel's sysfs names such a function. */
+	printf("      %s", lp_json_str(fn, "name", "?"));
+	if (sympos > 0)
+		printf(",%lld", sympos);
+	printf("  %s -> %s", lp_json_str(fn, "old_addr", "-"), lp_json_str(fn, "new_addr", "-"));
+	if (lp_json_bool(fn, "transition", false))
+		fputs("  (in transition)", stdout);
+	else if (!lp_json_bool(fn, "patched", false))
+		fputs("  (unpatched)", stdout);
+	putchar('\n');
+}
+
+static void render_object(struct json_object *obj)
+{
+	const char *path = lp_json_str(obj, "path", NULL);
+	size_t nfuncs = lp_json_len(obj, "functions");
+
+	printf("    %s", lp_json_str(obj, "name", "<main program>"));
+	if (path && lp_json_bool(obj, "loaded", true))
+		printf(" (%s)", path);
+	else
+		fputs(" (not loaded)", stdout);
+	printf(" %s\n", lp_json_bool(obj, "patched", false) ? "patched" : "unpatched");
+	for (size_t i = 0; i < nfuncs; i++)
+		render_function(lp_json_idx(obj, "functions", i));
+}
+
+static void render_patch(struct json_object *patch)
+{
+	size_t nobjs = lp_json_len(patch, "objects");
+
+	printf("  %s  %s", lp_json_str(patch, "name", "?"),
+	       lp_json_bool(patch, "enabled", false) ? "enabled" : "disabled");
+	if (lp_json_bool(patch, "transition", false))
+		fputs("  transition", stdout);
+	if (lp_json_bool(patch, "forced", false))
+		fputs("  forced", stdout);
+	if (lp_json_bool(patch, "replace", false))
+		fputs("  replace", stdout);
+	printf("  stack_order=%lld", lp_json_int(patch, "stack_order", 0));
+	printf("  %s\n", lp_json_str(patch, "path", "-"));
+	for (size_t i = 0; i < nobjs; i++)
+		render_object(lp_json_idx(patch, "objects", i));
+}
+
+static void render_threads(struct json_object *status)
+{
+	size_t n = lp_json_len(status, "threads");
+
+	printf("\n  %-8s %-10s %-8s %s\n", "TID", "STATE", "PENDING", "SLEEPING-ON");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *t = lp_json_idx(status, "threads", i);
+
+		printf("  %-8lld %-10s %-8s %s\n", lp_json_int(t, "tid", 0),
+		       lp_json_str(t, "state", "?"),
+		       lp_json_bool(t, "pending", false) ? "yes" : "no",
+		       lp_json_str(t, "blocking_function", "-"));
+	}
+}
+
+void lp_status_render(struct json_object *status, pid_t pid, bool threads)
+{
+	size_t n = lp_json_len(status, "patches");
+
+	if (n)
+		printf("process %d: %zu %s\n", (int)pid, n, plural(n, "patch", "patches"));
+	else
+		printf("process %d: no patches\n", (int)pid);
+	render_transition(status);
+	for (size_t i = 0; i < n; i++)
+		render_patch(lp_json_idx(status, "patches", i));
+	if (threads)
+		render_threads(status);
+}

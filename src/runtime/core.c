@@ -1,0 +1,451 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The patch list (kernel: core.c): loading a patch file, checking its
+ * descriptor, enabling and disabling it, and unloading it once no thread
+ * can be running its code.
+ *
+ * Lock order: the loader's lock before lp_mutex, never the other way, so
+ * dlopen() and dlclose() of patch files happen outside lp_mutex.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "elf/lp_elf.h"
+#include "runtime.h"
+
+pthread_mutex_t lp_mutex = PTHREAD_MUTEX_INITIALIZER;
+struct list_head lp_patches = LIST_HEAD_INIT(lp_patches);
+
+/* Disabled patches whose code may still be on some thread's stack. */
+static struct list_head retired = LIST_HEAD_INIT(retired);
+
+static struct lp_patch_rt *find_patch(const char *name)
+{
+	struct lp_patch_rt *patch;
+
+	list_for_each_entry(patch, &lp_patches, node)
+		if (strcmp(patch->name, name) == 0)
+			return patch;
+	return NULL;
+}
+
+/* Only root or the owner of the process may have written what it runs. */
+static int check_file(int fd, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file", path);
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(err, errlen, "%s is writable by %s: refusing to load it", path,
+			 (st.st_mode & S_IWOTH) ? "others" : "its group");
+		return -1;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(err, errlen, "%s is owned by uid %u, neither root nor the process's "
+			 "owner (uid %u)", path, st.st_uid, geteuid());
+		return -1;
+	}
+	return lp_elf_check_patch_file(fd, err, errlen) < 0 ? -1 : 0;
+}
+
+static int name_from_path(const char *path, char *name, char *err, size_t errlen)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t len = strlen(base);
+
+	if (len > 3 && strcmp(base + len - 3, ".so") == 0)
+		len -= 3;
+	if (len == 0 || len >= LP_NAME_MAX) {
+		snprintf(err, errlen, "cannot name a patch after '%s'", base);
+		return -1;
+	}
+	memcpy(name, base, len);
+	name[len] = '\0';
+	return 0;
+}
+
+static int validate_funcs(const struct lp_object *obj, size_t *nfuncs, char *err, size_t errlen)
+{
+	const struct lp_func *f;
+
+	for (f = obj->funcs; f->old_name; f++) {
+		if (!f->new_func) {
+			snprintf(err, errlen, "function '%s' has no new_func", f->old_name);
+			return -1;
+		}
+	}
+	*nfuncs = (size_t)(f - obj->funcs);
+	return 0;
+}
+
+/* The descriptor is the patch author's: check everything before use. */
+static int validate(const struct lp_patch *desc, char *err, size_t errlen)
+{
+	const struct lp_object *obj;
+
+	if (desc->abi != LP_ABI_VERSION) {
+		snprintf(err, errlen, "descriptor ABI version %u, this runtime supports %u",
+			 desc->abi, LP_ABI_VERSION);
+		return -1;
+	}
+	if (!desc->objs || (!desc->objs[0].funcs && !desc->objs[0].name)) {
+		snprintf(err, errlen, "the patch has no objects");
+		return -1;
+	}
+	for (obj = desc->objs; obj->funcs || obj->name; obj++) {
+		size_t n;
+
+		if (!obj->funcs) {
+			snprintf(err, errlen, "object '%s' has no funcs array", obj->name);
+			return -1;
+		}
+		if (validate_funcs(obj, &n, err, errlen) < 0)
+			return -1;
+		for (const struct lp_object *o = desc->objs; o < obj; o++) {
+			if ((!o->name && !obj->name) ||
+			    (o->name && obj->name && strcmp(o->name, obj->name) == 0)) {
+				snprintf(err, errlen, "object '%s' appears twice",
+					 obj->name ? obj->name : "(main program)");
+				return -1;
+			}
+		}
+	}
+	for (const struct lp_state *s = desc->states; s && s->id; s++)
+		for (const struct lp_state *t = desc->states; t < s; t++)
+			if (t->id == s->id) {
+				snprintf(err, errlen, "state id %lu appears twice", s->id);
+				return -1;
+			}
+	return 0;
+}
+
+static void free_patch(struct lp_patch_rt *patch)
+{
+	for (size_t o = 0; o < patch->nobjs; o++) {
+		struct lp_object_rt *obj = &patch->objs[o];
+
+		lp_object_release(obj);
+		for (size_t i = 0; i < obj->nfuncs; i++)
+			free(obj->funcs[i].name);
+		free(obj->funcs);
+		free(obj->name);
+	}
+	free(patch->objs);
+	free(patch->path);
+	free(patch);
+}
+
+static int init_object(struct lp_patch_rt *patch, struct lp_object_rt *obj,
+		       struct lp_object *desc)
+{
+	size_t n = 0;
+
+	while (desc->funcs[n].old_name)
+		n++;
+	obj->desc = desc;
+	obj->patch = patch;
+	obj->name = desc->name ? strdup(desc->name) : NULL;
+	obj->funcs = calloc(n ? n : 1, sizeof(*obj->funcs));
+	if ((desc->name && !obj->name) || !obj->funcs)
+		return -1;
+	obj->nfuncs = n;
+	for (size_t i = 0; i < n; i++) {
+		struct lp_func_rt *func = &obj->funcs[i];
+
+		func->desc = &desc->funcs[i];
+		func->name = strdup(desc->funcs[i].old_name);
+		func->sympos = desc->funcs[i].old_sympos;
+		func->new_func = desc->funcs[i].new_func;
+		list_init(&func->stack_node);
+		if (!func->name)
+			return -1;
+	}
+	return 0;
+}
+
+static struct lp_patch_rt *new_patch(struct lp_patch *desc, const char *name, const char *path)
+{
+	struct lp_patch_rt *patch = calloc(1, sizeof(*patch));
+	size_t n = 0;
+
+	if (!patch)
+		return NULL;
+	while (desc->objs[n].funcs || desc->objs[n].name)
+		n++;
+	snprintf(patch->name, sizeof(patch->name), "%s", desc->name ? desc->name : name);
+	patch->desc = desc;
+	patch->fd = -1;
+	patch->path = strdup(path);
+	patch->objs = calloc(n, sizeof(*patch->objs));
+	patch->nobjs = n;
+	list_init(&patch->node);
+	if (!patch->path || !patch->objs)
+		goto fail;
+	for (size_t o = 0; o < n; o++)
+		if (init_object(patch, &patch->objs[o], &desc->objs[o]) < 0)
+			goto fail;
+	return patch;
+fail:
+	free_patch(patch);
+	return NULL;
+}
+
+static int text_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct lp_patch_rt *patch = arg;
+	struct link_map *map;
+
+	(void)size;
+	if (dlinfo(patch->handle, RTLD_DI_LINKMAP, &map) < 0 || info->dlpi_addr != map->l_addr)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+			continue;
+		if (!patch->text_lo || lo < patch->text_lo)
+			patch->text_lo = lo;
+		if (lo + ph->p_memsz > patch->text_hi)
+			patch->text_hi = lo + ph->p_memsz;
+	}
+	return 1;
+}
+
+/*
+ * dlopen() the file through its descriptor, which stays open while the
+ * patch is loaded: the loader knows objects by name, and a name like
+ * /proc/self/fd/7 must not be reused by another patch while this one is
+ * loaded.
+ */
+static struct lp_patch_rt *load_patch(int fd, const char *path, const char *name, char *err,
+				      size_t errlen)
+{
+	struct lp_patch_rt *patch;
+	struct lp_patch *desc;
+	char fdpath[64];
+	void *handle;
+
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	handle = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
+	if (!handle) {
+		snprintf(err, errlen, "cannot load %s: %s", path, dlerror());
+		return NULL;
+	}
+	desc = dlsym(handle, LP_PATCH_SYMBOL);
+	if (!desc) {
+		snprintf(err, errlen, "%s has no patch descriptor (%s; declare it with LP_PATCH)",
+			 path, LP_PATCH_SYMBOL);
+		dlclose(handle);
+		return NULL;
+	}
+	if (validate(desc, err, errlen) < 0) {
+		dlclose(handle);
+		return NULL;
+	}
+	patch = new_patch(desc, name, path);
+	if (!patch) {
+		snprintf(err, errlen, "out of memory");
+		dlclose(handle);
+		return NULL;
+	}
+	patch->handle = handle;
+	patch->fd = fd;
+	dl_iterate_phdr(text_range_cb, patch);
+	return patch;
+}
+
+static void unload_patch(struct lp_patch_rt *patch)
+{
+	dlclose(patch->handle);
+	close(patch->fd);
+	free_patch(patch);
+}
+
+static int pre_patch(struct lp_object_rt *obj, char *err, size_t errlen)
+{
+	int (*cb)(struct lp_object *) = obj->desc->callbacks.pre_patch;
+	int ret = cb ? cb(obj->desc) : 0;
+
+	if (ret) {
+		snprintf(err, errlen, "pre-patch callback failed for object '%s'",
+			 obj->name ? obj->name : "main program");
+		return -1;
+	}
+	obj->pre_patch_done = true;
+	return 0;
+}
+
+/* Kernel: __klp_enable_patch(). */
+static int enable_patch(struct lp_patch_rt *patch, char *err, size_t errlen)
+{
+	lp_log("enabling patch '%s'", patch->name);
+	list_add_tail(&patch->node, &lp_patches);
+	lp_init_transition(patch, LP_TASK_PATCHED);
+	for (size_t o = 0; o < patch->nobjs; o++) {
+		struct lp_object_rt *obj = &patch->objs[o];
+
+		if (!obj->loaded)
+			continue;
+		if (pre_patch(obj, err, errlen) < 0 || lp_patch_object(obj, err, errlen) < 0) {
+			lp_log("%s", err);
+			lp_log("failed to enable patch '%s'", patch->name);
+			lp_cancel_transition();
+			list_del(&patch->node);
+			return -1;
+		}
+	}
+	lp_start_transition();
+	patch->enabled = true;
+	lp_try_complete_transition();
+	return 0;
+}
+
+static int resolve_objects(struct lp_patch_rt *patch, char *err, size_t errlen)
+{
+	for (size_t o = 0; o < patch->nobjs; o++)
+		if (lp_object_resolve(&patch->objs[o], err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+static int count_funcs(const struct lp_patch_rt *patch, size_t *nobjs)
+{
+	int n = 0;
+
+	*nobjs = 0;
+	for (size_t o = 0; o < patch->nobjs; o++) {
+		if (!patch->objs[o].loaded)
+			continue;
+		(*nobjs)++;
+		n += (int)patch->objs[o].nfuncs;
+	}
+	return n;
+}
+
+/*
+ * Load the patch file open as @fd and enable it.  On failure nothing is
+ * left changed and @err says why.  Takes ownership of @fd.
+ */
+int lp_apply_patch(int fd, const char *path, char *err, size_t errlen)
+{
+	struct lp_patch_rt *patch;
+	char name[LP_NAME_MAX];
+	int ret = -EINVAL, nfuncs;
+	size_t nobjs;
+
+	if (check_file(fd, path, err, errlen) < 0 ||
+	    name_from_path(path, name, err, errlen) < 0 ||
+	    !(patch = load_patch(fd, path, name, err, errlen))) {
+		close(fd);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&lp_mutex);
+	if (find_patch(patch->name)) {
+		snprintf(err, errlen, "a patch named '%s' is already applied", patch->name);
+		ret = -EEXIST;
+	} else if (lp_transition_patch) {
+		snprintf(err, errlen, "patch '%s' is in transition", lp_transition_patch->name);
+		ret = -EBUSY;
+	} else if (resolve_objects(patch, err, errlen) < 0) {
+		lp_log("'%s': %s", patch->name, err);
+	} else if (enable_patch(patch, err, errlen) == 0) {
+		ret = 0;
+	}
+	pthread_mutex_unlock(&lp_mutex);
+	if (ret < 0) {
+		unload_patch(patch);
+		return ret;
+	}
+	nfuncs = count_funcs(patch, &nobjs);
+	snprintf(err, errlen, "patch '%s' enabled (%d function%s in %zu object%s)", patch->name,
+		 nfuncs, nfuncs == 1 ? "" : "s", nobjs, nobjs == 1 ? "" : "s");
+	return 0;
+}
+
+/* Kernel: __klp_disable_patch(), then the patch is freed. */
+int lp_revert_patch(const char *name, char *err, size_t errlen)
+{
+	struct lp_patch_rt *patch;
+	int ret = 0;
+
+	pthread_mutex_lock(&lp_mutex);
+	patch = find_patch(name);
+	if (!patch) {
+		snprintf(err, errlen, "no patch named '%s'", name);
+		ret = -ENOENT;
+	} else if (lp_transition_patch) {
+		snprintf(err, errlen, "patch '%s' is in transition", lp_transition_patch->name);
+		ret = -EBUSY;
+	} else {
+		lp_init_transition(patch, LP_TASK_UNPATCHED);
+		for (size_t o = 0; o < patch->nobjs; o++) {
+			struct lp_object_rt *obj = &patch->objs[o];
+
+			if (obj->patched && obj->desc->callbacks.pre_unpatch)
+				obj->desc->callbacks.pre_unpatch(obj->desc);
+		}
+		lp_start_transition();
+		patch->enabled = false;
+		lp_try_complete_transition();
+		list_del(&patch->node);
+		list_add_tail(&patch->node, &retired);
+		snprintf(err, errlen, "patch '%s' disabled", name);
+	}
+	pthread_mutex_unlock(&lp_mutex);
+	if (ret == 0)
+		lp_reap_retired();
+	return ret;
+}
+
+bool lp_have_retired(void)
+{
+	bool any;
+
+	pthread_mutex_lock(&lp_mutex);
+	any = !list_empty(&retired);
+	pthread_mutex_unlock(&lp_mutex);
+	return any;
+}
+
+/*
+ * Unload every disabled patch whose code no thread is running any more.
+ * A forced patch is never unloaded: threads may still run its code.
+ */
+void lp_reap_retired(void)
+{
+	struct list_head done = LIST_HEAD_INIT(done);
+	struct lp_patch_rt *patch, *tmp;
+	char err[LP_ERR_MAX];
+
+	pthread_mutex_lock(&lp_mutex);
+	list_for_each_entry_safe(patch, tmp, &retired, node) {
+		pid_t holder = 0;
+
+		if (patch->forced)
+			continue;
+		err[0] = '\0';
+		if (lp_threads_scan_stacks(patch->text_lo, patch->text_hi, &holder, err,
+					   sizeof(err)) < 0 || holder)
+			continue;
+		list_del(&patch->node);
+		list_add_tail(&patch->node, &done);
+	}
+	pthread_mutex_unlock(&lp_mutex);
+	list_for_each_entry_safe(patch, tmp, &done, node)
+		unload_patch(patch);
+}

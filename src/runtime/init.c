@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Start-up of the runtime in the target process, and its continuation in a
+ * forked child (which gets its own agent and keeps its patches).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+/*
+ * `lpatch run` preloads the runtime into one program, not into everything
+ * that program executes: take it out of LD_PRELOAD for the children.
+ */
+static void drop_from_preload(void)
+{
+	const char *preload = getenv("LD_PRELOAD");
+	char *copy, *kept, *tok, *save = NULL;
+	size_t used = 0;
+	Dl_info self;
+
+	if (!preload || !dladdr((void *)drop_from_preload, &self) || !self.dli_fname)
+		return;
+	copy = strdup(preload);
+	kept = calloc(1, strlen(preload) + 1);
+
+	if (!copy || !kept) {
+		free(copy);
+		free(kept);
+		return;
+	}
+	for (tok = strtok_r(copy, ": ", &save); tok; tok = strtok_r(NULL, ": ", &save)) {
+		if (strcmp(tok, self.dli_fname) == 0)
+			continue;
+		used += (size_t)sprintf(kept + used, "%s%s", used ? ":" : "", tok);
+	}
+	if (used)
+		setenv("LD_PRELOAD", kept, 1);
+	else
+		unsetenv("LD_PRELOAD");
+	free(copy);
+	free(kept);
+}
+
+/* No request may be half done in the parent when a child is copied. */
+static void before_fork(void)
+{
+	pthread_mutex_lock(&lp_mutex);
+}
+
+static void after_fork_parent(void)
+{
+	pthread_mutex_unlock(&lp_mutex);
+}
+
+static void after_fork_child(void)
+{
+	pthread_mutex_unlock(&lp_mutex);
+	lp_log_atfork_child();
+	lp_agent_atfork_child();
+	if (lp_text_atfork_child() < 0 || lp_agent_start() < 0)
+		lp_log("cannot start the runtime in child process: %s", strerror(errno));
+}
+
+__attribute__((constructor)) static void lp_runtime_init(void)
+{
+	drop_from_preload();
+	if (lp_text_init() < 0 || lp_threads_init() < 0) {
+		lp_log("runtime disabled: %s", strerror(errno));
+		return;
+	}
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+	if (lp_agent_start() < 0)
+		lp_log("cannot start the agent: %s", strerror(errno));
+}

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Objects of a patch: finding the loaded main program or library a patch
+ * object names, checking its build-id, and resolving the patch's functions
+ * and symbol references in it (kernel: klp_init_object_loaded and the klp
+ * relocations).
+ */
+#include <elf.h>
+#include <errno.h>
+#include <limits.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "elf/lp_elf.h"
+#include "runtime.h"
+
+struct found {
+	const char *name; /* NULL: the main program */
+	char path[PATH_MAX];
+	uintptr_t bias;
+	bool found;
+};
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* A library matches by the name it was loaded under (normally its soname)
+ * or by the name of the file that name leads to. */
+static bool library_matches(const char *want, const char *path)
+{
+	char real[PATH_MAX];
+
+	if (strcmp(base_name(path), want) == 0)
+		return true;
+	return realpath(path, real) && strcmp(base_name(real), want) == 0;
+}
+
+static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct found *f = arg;
+	bool main_program = info->dlpi_name == NULL || info->dlpi_name[0] == '\0';
+
+	(void)size;
+	if (f->name == NULL) {
+		/* The first entry is the main program. */
+		ssize_t n = readlink("/proc/self/exe", f->path, sizeof(f->path) - 1);
+
+		if (n < 0)
+			return 0;
+		f->path[n] = '\0';
+		f->bias = info->dlpi_addr;
+		f->found = true;
+		return 1;
+	}
+	if (main_program || !library_matches(f->name, info->dlpi_name))
+		return 0;
+	snprintf(f->path, sizeof(f->path), "%s", info->dlpi_name);
+	f->bias = info->dlpi_addr;
+	f->found = true;
+	return 1;
+}
+
+static const char *display_name(const struct lp_object_rt *obj)
+{
+	return obj->name ? obj->name : "the main program";
+}
+
+static int resolve_funcs(struct lp_object_rt *obj, struct lp_elf *elf, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < obj->nfuncs; i++) {
+		struct lp_func_rt *func = &obj->funcs[i];
+		struct lp_prologue prologue;
+		struct lp_elf_sym sym;
+		char why[LP_ERR_MAX];
+
+		if (lp_elf_find(elf, func->name, func->sympos, &sym, err, errlen) < 0)
+			return -1;
+		if (!sym.is_func || sym.is_ifunc) {
+			snprintf(err, errlen, "'%s' in %s is %s", func->name, display_name(obj),
+				 sym.is_ifunc ? "an IFUNC resolver, not a function"
+					      : "not a function");
+			return -1;
+		}
+		func->old_addr = sym.addr;
+		func->old_size = sym.size;
+		/* Refuse an unpatchable function now, before anything changes. */
+		if (lp_arch_analyse((const uint8_t *)sym.addr, sym.size, sym.addr, &prologue, why,
+				    sizeof(why)) < 0) {
+			snprintf(err, errlen, "cannot patch '%s' in %s: %s", func->name,
+				 display_name(obj), why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int resolve_symbols(struct lp_object_rt *obj, struct lp_elf *elf, char *err,
+			   size_t errlen)
+{
+	struct lp_symbol *ref = obj->desc->syms;
+
+	for (; ref && ref->name; ref++) {
+		struct lp_elf_sym sym;
+
+		if (!ref->addr) {
+			snprintf(err, errlen, "symbol reference '%s' has no address to fill",
+				 ref->name);
+			return -1;
+		}
+		if (lp_elf_find(elf, ref->name, ref->sympos, &sym, err, errlen) < 0)
+			return -1;
+		*ref->addr = (void *)sym.addr;
+	}
+	return 0;
+}
+
+static int check_build_id(struct lp_object_rt *obj, const char *want, char *err, size_t errlen)
+{
+	if (!want || strcasecmp(want, obj->build_id) == 0)
+		return 0;
+	snprintf(err, errlen, "build-id mismatch for %s (%s): the patch expects %s, found %s",
+		 display_name(obj), obj->path, want, obj->build_id[0] ? obj->build_id : "none");
+	return -1;
+}
+
+/*
+ * Resolve @obj if its object is loaded.  Returns 0 (also when it is not
+ * loaded: obj->loaded says which), or -1 with the reason in @err.
+ */
+int lp_object_resolve(struct lp_object_rt *obj, char *err, size_t errlen)
+{
+	struct found f = { .name = obj->name };
+	struct lp_elf *elf;
+	int ret;
+
+	dl_iterate_phdr(find_cb, &f);
+	if (!f.found)
+		return 0;
+	elf = lp_elf_open(f.path, f.bias, NULL, err, errlen);
+	if (!elf)
+		return -1;
+	obj->path = strdup(f.path);
+	obj->build_id = strdup(lp_elf_build_id(elf));
+	obj->bias = f.bias;
+	if (!obj->path || !obj->build_id) {
+		snprintf(err, errlen, "out of memory");
+		ret = -1;
+	} else {
+		ret = check_build_id(obj, obj->desc->build_id, err, errlen);
+		if (ret == 0)
+			ret = resolve_funcs(obj, elf, err, errlen);
+		if (ret == 0)
+			ret = resolve_symbols(obj, elf, err, errlen);
+	}
+	lp_elf_close(elf);
+	if (ret < 0)
+		lp_object_release(obj);
+	else
+		obj->loaded = true;
+	return ret;
+}
+
+void lp_object_release(struct lp_object_rt *obj)
+{
+	free(obj->path);
+	free(obj->build_id);
+	obj->path = NULL;
+	obj->build_id = NULL;
+	obj->loaded = false;
+}

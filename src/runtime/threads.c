@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Visiting the other threads of the process: run a function against each
+ * thread's interrupted user context, all threads at once.
+ *
+ * A thread blocked in the kernel is not disturbed: /proc/self/task/TID/syscall
+ * gives its user pc and sp, and its stack cannot change until it is woken.
+ * Only threads that run user code get the visit signal; the handler
+ * publishes its ucontext and waits, with no lock held, until the agent has
+ * looked at (and possibly moved) it.  So no thread is stopped for longer than
+ * the visit of its own context, and a thread interrupted inside malloc or
+ * the loader cannot deadlock anything: the handler takes no lock at all.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#define VISIT_SIGNAL (SIGRTMAX - 2)
+#define VISIT_TIMEOUT_MS 2000
+
+enum slot_state {
+	SLOT_IDLE,	/* handled from /proc, or not a thread to signal */
+	SLOT_WAITING,	/* signal sent */
+	SLOT_ARRIVED,	/* the thread is held in the handler */
+	SLOT_RELEASED,	/* the agent is done with it */
+	SLOT_CANCELLED, /* gave up waiting: a late handler must not stop */
+};
+
+struct visit_slot {
+	pid_t tid;
+	_Atomic int state;
+	void *uc;
+};
+
+struct visit {
+	struct visit_slot *slots;
+	size_t n;
+	_Atomic int arrivals; /* futex: bumped by every arriving handler */
+};
+
+static struct visit *_Atomic current_visit;
+static _Atomic int visit_users;
+
+static long futex(_Atomic int *word, int op, int val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, word, op, val, ts, NULL, 0);
+}
+
+static struct visit_slot *find_slot(struct visit *v, pid_t tid)
+{
+	size_t lo = 0, hi = v->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (v->slots[mid].tid == tid)
+			return &v->slots[mid];
+		if (v->slots[mid].tid < tid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static void visit_handler(int sig, siginfo_t *si, void *uc)
+{
+	int saved_errno = errno;
+	struct visit_slot *slot;
+	struct visit *v;
+	int expected = SLOT_WAITING;
+
+	(void)sig;
+	if (si->si_code != SI_TKILL || si->si_pid != getpid())
+		goto out;
+	atomic_fetch_add(&visit_users, 1);
+	v = atomic_load(&current_visit);
+	slot = v ? find_slot(v, (pid_t)syscall(SYS_gettid)) : NULL;
+	if (slot) {
+		slot->uc = uc;
+		if (atomic_compare_exchange_strong(&slot->state, &expected, SLOT_ARRIVED)) {
+			atomic_fetch_add(&v->arrivals, 1);
+			futex(&v->arrivals, FUTEX_WAKE_PRIVATE, 1, NULL);
+			while (atomic_load(&slot->state) == SLOT_ARRIVED)
+				futex(&slot->state, FUTEX_WAIT_PRIVATE, SLOT_ARRIVED, NULL);
+		}
+	}
+	atomic_fetch_sub(&visit_users, 1);
+out:
+	errno = saved_errno;
+}
+
+int lp_threads_init(void)
+{
+	struct sigaction sa = { .sa_sigaction = visit_handler,
+				.sa_flags = SA_SIGINFO | SA_RESTART };
+
+	sigfillset(&sa.sa_mask);
+	return sigaction(VISIT_SIGNAL, &sa, NULL);
+}
+
+static bool handler_is_ours(void)
+{
+	struct sigaction sa;
+
+	return sigaction(VISIT_SIGNAL, NULL, &sa) == 0 && (sa.sa_flags & SA_SIGINFO) &&
+	       sa.sa_sigaction == visit_handler;
+}
+
+static int cmp_tid(const void *a, const void *b)
+{
+	pid_t x = ((const struct visit_slot *)a)->tid, y = ((const struct visit_slot *)b)->tid;
+
+	return (x > y) - (x < y);
+}
+
+/* Every thread of the process but the calling one, sorted by tid. */
+static int list_threads(struct visit *v)
+{
+	pid_t self = (pid_t)syscall(SYS_gettid);
+	size_t cap = 64;
+	struct dirent *de;
+	DIR *dir = opendir("/proc/self/task");
+
+	if (!dir)
+		return -1;
+	v->n = 0;
+	v->slots = calloc(cap, sizeof(*v->slots));
+	while (v->slots && (de = readdir(dir))) {
+		pid_t tid = (pid_t)atoi(de->d_name);
+
+		if (tid <= 0 || tid == self)
+			continue;
+		if (v->n == cap) {
+			struct visit_slot *grown = reallocarray(v->slots, cap * 2, sizeof(*grown));
+
+			if (!grown) {
+				free(v->slots);
+				v->slots = NULL;
+				break;
+			}
+			memset(grown + cap, 0, cap * sizeof(*grown));
+			v->slots = grown;
+			cap *= 2;
+		}
+		v->slots[v->n++].tid = tid;
+	}
+	closedir(dir);
+	if (!v->slots)
+		return -1;
+	qsort(v->slots, v->n, sizeof(*v->slots), cmp_tid);
+	return 0;
+}
+
+/*
+ * Where a thread blocked in the kernel will resume: "NR args... sp pc" (NR is
+ * -1 outside a system call, e.g. in a page fault or stopped).  Returns false
+ * for a running or runnable thread, whose registers /proc cannot tell.
+ */
+static bool blocked_context(pid_t tid, uintptr_t *pc, uintptr_t *sp)
+{
+	char path[64], buf[256], *tok, *save = NULL, *fields[9];
+	int fd, n = 0;
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return false;
+	buf[len] = '\0';
+	for (tok = strtok_r(buf, " \n", &save); tok && n < 9; tok = strtok_r(NULL, " \n", &save))
+		fields[n++] = tok;
+	if (n < 3 || strcmp(fields[0], "running") == 0)
+		return false;
+	/* "-1 sp pc" outside a system call, "nr a1..a6 sp pc" inside one. */
+	*sp = strtoull(fields[n - 2], NULL, 16);
+	*pc = strtoull(fields[n - 1], NULL, 16);
+	return true;
+}
+
+/* Voluntary plus involuntary context switches: they move whenever it ran. */
+static unsigned long context_switches(pid_t tid)
+{
+	char path[64], line[128];
+	unsigned long total = 0, n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return ULONG_MAX;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %lu", &n) == 1 ||
+		    sscanf(line, "nonvoluntary_ctxt_switches: %lu", &n) == 1)
+			total += n;
+	fclose(f);
+	return total;
+}
+
+static bool read_blocked(struct lp_thread_ctx *ctx)
+{
+	ctx->switches = context_switches(ctx->tid);
+	return blocked_context(ctx->tid, &ctx->pc, &ctx->sp);
+}
+
+/*
+ * True when a thread seen blocked by the visit has not run since: same
+ * place, no context switch.  What was read of its stack in between holds.
+ */
+bool lp_thread_still_blocked(const struct lp_thread_ctx *ctx)
+{
+	uintptr_t pc, sp;
+
+	return blocked_context(ctx->tid, &pc, &sp) && pc == ctx->pc && sp == ctx->sp &&
+	       context_switches(ctx->tid) == ctx->switches;
+}
+
+static bool thread_exists(pid_t tid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+	return access(path, F_OK) == 0;
+}
+
+static int signal_thread(struct visit_slot *slot)
+{
+	atomic_store(&slot->state, SLOT_WAITING);
+	if (syscall(SYS_tgkill, getpid(), slot->tid, VISIT_SIGNAL) == 0)
+		return 1;
+	/* Gone already: nothing of it is left to check. */
+	atomic_store(&slot->state, SLOT_IDLE);
+	return 0;
+}
+
+static long ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+static int serve_arrivals(struct visit *v, lp_visit_fn fn, void *arg, size_t *outstanding)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < v->n; i++) {
+		struct visit_slot *slot = &v->slots[i];
+		ucontext_t *uc;
+
+		if (atomic_load(&slot->state) != SLOT_ARRIVED)
+			continue;
+		uc = slot->uc;
+		if (ret == 0) {
+			struct lp_thread_ctx ctx = {
+				.tid = slot->tid,
+				.pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP],
+				.sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP],
+				.ucontext = uc,
+			};
+
+			ret = fn(&ctx, arg);
+			if (ret > 0)
+				ret = 0; /* already held: nothing better to ask for */
+		}
+		atomic_store(&slot->state, SLOT_RELEASED);
+		futex(&slot->state, FUTEX_WAKE_PRIVATE, 1, NULL);
+		(*outstanding)--;
+	}
+	return ret;
+}
+
+/* Wait for the signalled threads; one that never comes is an error. */
+static int collect(struct visit *v, lp_visit_fn fn, void *arg, size_t outstanding,
+		   char *err, size_t errlen)
+{
+	struct timespec deadline;
+	int ret = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += VISIT_TIMEOUT_MS / 1000;
+	while (outstanding > 0) {
+		int seen = atomic_load(&v->arrivals);
+		long left;
+
+		ret = serve_arrivals(v, fn, arg, &outstanding);
+		if (ret < 0 || outstanding == 0)
+			break;
+		left = ms_left(&deadline);
+		if (left <= 0)
+			break;
+		struct timespec ts = { left / 1000, (left % 1000) * 1000000 };
+
+		futex(&v->arrivals, FUTEX_WAIT_PRIVATE, seen, &ts);
+	}
+	for (size_t i = 0; i < v->n && ret == 0; i++) {
+		struct visit_slot *slot = &v->slots[i];
+		int expected = SLOT_WAITING;
+
+		if (!atomic_compare_exchange_strong(&slot->state, &expected, SLOT_CANCELLED))
+			continue;
+		if (thread_exists(slot->tid)) {
+			snprintf(err, errlen,
+				 "thread %d did not answer signal %d within %d ms (does it block signals?)",
+				 (int)slot->tid, VISIT_SIGNAL, VISIT_TIMEOUT_MS);
+			ret = -1;
+		}
+	}
+	return ret;
+}
+
+/* Let every late or running handler leave before the slots go away. */
+static void retire_visit(struct visit *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		int expected = SLOT_WAITING;
+
+		atomic_compare_exchange_strong(&v->slots[i].state, &expected, SLOT_CANCELLED);
+	}
+	atomic_store(&current_visit, NULL);
+	while (atomic_load(&visit_users) > 0) {
+		/* A handler may have arrived just before it was cancelled. */
+		for (size_t i = 0; i < v->n; i++) {
+			int arrived = SLOT_ARRIVED;
+
+			if (atomic_compare_exchange_strong(&v->slots[i].state, &arrived,
+							   SLOT_RELEASED))
+				futex(&v->slots[i].state, FUTEX_WAKE_PRIVATE, 1, NULL);
+		}
+		sched_yield();
+	}
+	free(v->slots);
+}
+
+/*
+ * Run @fn for every other thread.  @fn gets pc and sp, and the ucontext when
+ * the thread is held in the visit signal (it may then change the registers).
+ * A blocked thread whose pc lies in [@lo, @hi) is signalled anyway, so that
+ * @fn sees its full context; @fn may also return 1 to ask for that.
+ */
+int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
+		     size_t errlen)
+{
+	struct visit v = { 0 };
+	size_t outstanding = 0;
+	int ret = 0;
+
+	if (!handler_is_ours()) {
+		snprintf(err, errlen, "signal %d, which lpatch uses to reach threads, was "
+			 "taken over by the application", VISIT_SIGNAL);
+		return -1;
+	}
+	if (list_threads(&v) < 0) {
+		snprintf(err, errlen, "cannot list the threads of the process: %s",
+			 strerror(errno));
+		return -1;
+	}
+	atomic_store(&current_visit, &v);
+	for (size_t i = 0; i < v.n && ret >= 0; i++) {
+		struct lp_thread_ctx ctx = { .tid = v.slots[i].tid };
+
+		if (read_blocked(&ctx) && (ctx.pc < lo || ctx.pc >= hi)) {
+			ret = fn(&ctx, arg);
+			if (ret <= 0)
+				continue;
+			ret = 0;
+		}
+		outstanding += (size_t)signal_thread(&v.slots[i]);
+	}
+	if (ret >= 0)
+		ret = collect(&v, fn, arg, outstanding, err, errlen);
+	retire_visit(&v);
+	return ret < 0 ? -1 : 0;
+}
