@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -18,15 +19,19 @@
  */
 int lp_bad_option(const char *cmd, char **argv, int c)
 {
-	const char *opt = argv[optind - 1];
+	const char *arg = argv[optind - 1];
 	char shortopt[3] = { '-', (char)optopt, '\0' };
+	int len = (int)strcspn(arg, "=");
 
-	if (optopt)
-		opt = shortopt;
+	/* A long option is named by its argument, a short one by optopt. */
+	if (strncmp(arg, "--", 2)) {
+		arg = shortopt;
+		len = 2;
+	}
 	if (c == ':')
-		return lp_usage_error("%s: option '%s' needs a value (see 'lpatch --help')",
-				      cmd, opt);
-	return lp_usage_error("%s: unknown option '%s' (see 'lpatch --help')", cmd, opt);
+		return lp_usage_error("%s: option '%.*s' needs a value (see 'lpatch --help')",
+				      cmd, len, arg);
+	return lp_usage_error("%s: unknown option '%.*s' (see 'lpatch --help')", cmd, len, arg);
 }
 
 /* A PID is a decimal number > 0; anything else is a usage error. */

@@ -86,9 +86,18 @@ static int parse_opts(int argc, char **argv, const struct option *opts, const ch
 	return -1;
 }
 
+/*
+ * Progress is for a person watching: shown when stderr is a terminal, or
+ * asked for with --verbose.  Scripts get a clean stderr that holds nothing
+ * but an error, and --quiet silences it on a terminal too.
+ */
 static unsigned int request_flags(const struct change_opts *o)
 {
-	return (o->quiet ? LP_REQ_QUIET : 0) | (o->verbose ? LP_REQ_VERBOSE : 0);
+	if (o->verbose)
+		return LP_REQ_PROGRESS | LP_REQ_VERBOSE;
+	if (!o->quiet && isatty(STDERR_FILENO))
+		return LP_REQ_PROGRESS;
+	return 0;
 }
 
 /* Send @req and print the runtime's success message unless --quiet. */

@@ -11,7 +11,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <sys/socket.h> /* protocol.h uses socklen_t without including it */
 #include <sys/types.h>
 
 #include <json-c/json.h>
@@ -51,9 +50,9 @@ int lp_expect_args(const char *cmd, int have, int want, const char *names);
 
 /* request.c: one request to a process's agent. */
 enum {
-	LP_REQ_QUIET = 1 << 0,	 /* do not print PROGRESS messages */
-	LP_REQ_VERBOSE = 1 << 1, /* time-stamp PROGRESS messages */
-	LP_REQ_PROBE = 1 << 2,	 /* say nothing when the process is unreachable */
+	LP_REQ_PROGRESS = 1 << 0, /* print PROGRESS messages on stderr */
+	LP_REQ_VERBOSE = 1 << 1,  /* ... with the time since the request */
+	LP_REQ_PROBE = 1 << 2,	  /* say nothing when the process is unreachable */
 };
 
 struct lp_request {

@@ -141,6 +141,11 @@ static void print_row(pid_t pid, const char *comm, struct json_object *status)
 	puts(n ? "" : "-");
 }
 
+static void copy_bool(struct json_object *dst, struct json_object *src, const char *key)
+{
+	json_object_object_add(dst, key, json_object_new_boolean(lp_json_bool(src, key, false)));
+}
+
 /* The list entry of one process: the few fields an inventory needs. */
 static struct json_object *json_entry(pid_t pid, const char *comm, struct json_object *status)
 {
@@ -156,11 +161,8 @@ static struct json_object *json_entry(pid_t pid, const char *comm, struct json_o
 
 		json_object_object_add(p, "name",
 				       json_object_new_string(lp_json_str(src, "name", "")));
-		json_object_object_add(p, "enabled",
-				       json_object_new_boolean(lp_json_bool(src, "enabled", false)));
-		json_object_object_add(p, "transition",
-				       json_object_new_boolean(lp_json_bool(src, "transition",
-									     false)));
+		copy_bool(p, src, "enabled");
+		copy_bool(p, src, "transition");
 		json_object_array_add(patches, p);
 	}
 	json_object_object_add(entry, "patches", patches);
@@ -177,11 +179,12 @@ static int list(bool json)
 		printf("%-8s %-16s %s\n", "PID", "COMM", "PATCHES");
 	for (size_t i = 0; ret == LP_EXIT_OK && i < pids.n; i++) {
 		struct json_object *status;
+		enum lp_req_status st;
 		char comm[64];
 
 		/* Refusals and timeouts are reported and skipped; the gone, only skipped. */
-		if (lp_query_status(pids.v[i], false, LP_REQ_PROBE, LIST_TIMEOUT, &status) !=
-		    LP_REQ_OK)
+		st = lp_query_status(pids.v[i], false, LP_REQ_PROBE, LIST_TIMEOUT, &status);
+		if (st != LP_REQ_OK)
 			continue;
 		read_comm(pids.v[i], comm, sizeof(comm));
 		if (json)

@@ -183,10 +183,9 @@ static enum lp_req_status send_request(struct call *call)
 	ret = lp_proto_send(call->sock, LP_MSG_REQUEST, 0, payload, len, req->fd);
 	free(payload);
 	clock_gettime(CLOCK_MONOTONIC, &call->start);
-	if (ret == 0)
+	/* Closed already: it may have answered first (a refusal); read that. */
+	if (ret == 0 || errno == EPIPE || errno == ECONNRESET)
 		return LP_REQ_OK;
-	if (errno == EPIPE || errno == ECONNRESET)
-		return closed(call);
 	return fail("%s: cannot send the request: %s", req->what, strerror(errno));
 }
 
@@ -217,7 +216,7 @@ static void show_progress(const struct call *call, char *text)
 {
 	unsigned int flags = call->req->flags;
 
-	if (flags & LP_REQ_QUIET)
+	if (!(flags & LP_REQ_PROGRESS))
 		return;
 	one_line(text);
 	if (flags & LP_REQ_VERBOSE)
@@ -238,6 +237,8 @@ static enum lp_req_status refused(const struct call *call, struct lp_msg *msg)
 /* Relay PROGRESS messages until the RESULT arrives. */
 static enum lp_req_status receive_result(struct call *call, char **answer)
 {
+	bool reset = false;
+
 	for (;;) {
 		enum lp_req_status st = wait_readable(call);
 		struct lp_msg msg;
@@ -245,6 +246,16 @@ static enum lp_req_status receive_result(struct call *call, char **answer)
 		if (st != LP_REQ_OK)
 			return st;
 		if (lp_proto_recv(call->sock, &msg) < 0) {
+			/*
+			 * An agent that answers without reading the request
+			 * (a refused caller) and closes makes the kernel
+			 * report ECONNRESET once, ahead of the RESULT still
+			 * queued for us: read again before giving up.
+			 */
+			if ((errno == ECONNRESET || errno == EPIPE) && !reset) {
+				reset = true;
+				continue;
+			}
 			if (errno == ECONNRESET || errno == EPIPE)
 				return closed(call);
 			return fail("%s: %s from process %d", call->req->what,

@@ -5,6 +5,7 @@
  * injected.
  */
 #include <errno.h>
+#include <link.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -71,14 +72,48 @@ static bool check_runtime(const char *cmd, const char *runtime)
 	return true;
 }
 
+#ifdef __SANITIZE_ADDRESS__
+static int find_asan(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	if (!strstr(info->dlpi_name, "/libasan.so"))
+		return 0;
+	*(const char **)arg = info->dlpi_name;
+	return 1;
+}
+
+/*
+ * A sanitizer build's runtime needs the sanitizer's own runtime loaded
+ * before it, which this command, built the same way, has loaded too.
+ */
+static const char *sanitizer_runtime(void)
+{
+	const char *path = NULL;
+
+	dl_iterate_phdr(find_asan, &path);
+	return path;
+}
+#else
+static const char *sanitizer_runtime(void)
+{
+	return NULL;
+}
+#endif
+
 /* LD_PRELOAD = runtime first, then whatever the user preloads already. */
 static bool set_preload(const char *runtime)
 {
-	const char *old = getenv("LD_PRELOAD");
+	const char *old = getenv("LD_PRELOAD"), *asan = sanitizer_runtime();
 	char *value;
 	int ret;
 
-	if (old && *old) {
+	if (asan) {
+		if (asprintf(&value, "%s:%s%s%s", asan, runtime, old && *old ? ":" : "",
+			     old ? old : "") < 0)
+			return false;
+		ret = setenv("LD_PRELOAD", value, 1);
+		free(value);
+	} else if (old && *old) {
 		if (asprintf(&value, "%s:%s", runtime, old) < 0)
 			return false;
 		ret = setenv("LD_PRELOAD", value, 1);

@@ -21,9 +21,13 @@ static void render_transition(struct json_object *status)
 	if (!json_object_object_get_ex(status, "transition", &tr) ||
 	    !json_object_is_type(tr, json_type_object))
 		return;
-	printf("transition: '%s' to %s, %lld of %lld threads pending\n",
-	       lp_json_str(tr, "patch", "?"), lp_json_str(tr, "target", "?"),
-	       lp_json_int(tr, "threads_pending", 0), lp_json_int(tr, "threads_total", 0));
+	printf("transition: '%s' to %s", lp_json_str(tr, "patch", "?"),
+	       lp_json_str(tr, "target", "?"));
+	/* Counts are optional: a runtime may not track them. */
+	if (lp_json_int(tr, "threads_total", -1) >= 0)
+		printf(", %lld of %lld threads pending", lp_json_int(tr, "threads_pending", 0),
+		       lp_json_int(tr, "threads_total", 0));
+	putchar('\n');
 }
 
 static void render_function(struct json_object *fn)

@@ -132,19 +132,23 @@ static void dispatch(int sock, struct lp_msg *msg)
 static void serve(int sock)
 {
 	struct timeval tv = { .tv_sec = REQUEST_TIMEOUT_S };
+	int sndbuf = 2 * LP_PROTO_MAX_PAYLOAD + 4096;
 	char err[LP_ERR_MAX];
 	struct lp_msg msg;
 
 	/* A client that connects and says nothing must not hold the agent. */
 	setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (!peer_allowed(sock, err, sizeof(err))) {
-		reply(sock, EACCES, err);
-		return;
-	}
+	/* Room for the largest answer: a packet must fit the send buffer whole. */
+	setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	/* Read the request even from a caller we refuse: closing a socket with
+	 * unread data resets it, and the caller would never see why. */
 	if (lp_proto_recv(sock, &msg) < 0)
 		return;
-	dispatch(sock, &msg);
+	if (peer_allowed(sock, err, sizeof(err)))
+		dispatch(sock, &msg);
+	else
+		reply(sock, EACCES, err);
 	lp_msg_release(&msg);
 }
 

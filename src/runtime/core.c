@@ -39,6 +39,7 @@ static struct lp_patch_rt *find_patch(const char *name)
 /* Only root or the owner of the process may have written what it runs. */
 static int check_file(int fd, const char *path, char *err, size_t errlen)
 {
+	char why[LP_ERR_MAX];
 	struct stat st;
 
 	if (fstat(fd, &st) < 0) {
@@ -59,7 +60,11 @@ static int check_file(int fd, const char *path, char *err, size_t errlen)
 			 "owner (uid %u)", path, st.st_uid, geteuid());
 		return -1;
 	}
-	return lp_elf_check_patch_file(fd, err, errlen) < 0 ? -1 : 0;
+	if (lp_elf_check_patch_file(fd, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		return -1;
+	}
+	return 0;
 }
 
 static int name_from_path(const char *path, char *name, char *err, size_t errlen)

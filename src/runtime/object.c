@@ -21,9 +21,37 @@
 struct found {
 	const char *name; /* NULL: the main program */
 	char path[PATH_MAX];
+	char build_id[2 * 64 + 1]; /* as mapped in memory */
 	uintptr_t bias;
 	bool found;
 };
+
+/* The GNU build-id note of a loaded object, read from its mapped PT_NOTE. */
+static void mapped_build_id(const struct dl_phdr_info *info, char *hex, size_t size)
+{
+	hex[0] = '\0';
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+		const char *end = p + ph->p_memsz;
+
+		if (ph->p_type != PT_NOTE)
+			continue;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
+			const unsigned char *desc = (const unsigned char *)(n + 1) +
+						    ((n->n_namesz + 3) & ~3u);
+
+			if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
+			    memcmp(n + 1, "GNU", 4) == 0 && 2 * n->n_descsz < size) {
+				for (unsigned j = 0; j < n->n_descsz; j++)
+					snprintf(hex + 2 * j, 3, "%02x", desc[j]);
+				return;
+			}
+			p = (const char *)desc + ((n->n_descsz + 3) & ~3u);
+		}
+	}
+}
 
 static const char *base_name(const char *path)
 {
@@ -58,6 +86,7 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
 		f->path[n] = '\0';
 		f->bias = info->dlpi_addr;
 		f->found = true;
+		mapped_build_id(info, f->build_id, sizeof(f->build_id));
 		return 1;
 	}
 	if (main_program || !library_matches(f->name, info->dlpi_name))
@@ -65,6 +94,7 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	snprintf(f->path, sizeof(f->path), "%s", info->dlpi_name);
 	f->bias = info->dlpi_addr;
 	f->found = true;
+	mapped_build_id(info, f->build_id, sizeof(f->build_id));
 	return 1;
 }
 
@@ -144,9 +174,18 @@ int lp_object_resolve(struct lp_object_rt *obj, char *err, size_t errlen)
 	dl_iterate_phdr(find_cb, &f);
 	if (!f.found)
 		return 0;
-	elf = lp_elf_open(f.path, f.bias, NULL, err, errlen);
+	/* The running program's file stays reachable even if replaced on disk. */
+	elf = lp_elf_open(obj->name ? f.path : "/proc/self/exe", f.bias, NULL, err, errlen);
 	if (!elf)
 		return -1;
+	/* Symbols of another build than the one mapped would be wrong addresses. */
+	if (f.build_id[0] && strcmp(f.build_id, lp_elf_build_id(elf)) != 0) {
+		snprintf(err, errlen, "%s on disk is not the file loaded in the process "
+			 "(build-id %s, loaded %s): was it replaced?", f.path,
+			 lp_elf_build_id(elf), f.build_id);
+		lp_elf_close(elf);
+		return -1;
+	}
 	obj->path = strdup(f.path);
 	obj->build_id = strdup(lp_elf_build_id(elf));
 	obj->bias = f.bias;

@@ -34,9 +34,12 @@
 static int mem_fd = -1;
 static struct sigaction chained_trap;
 
-/* The site being written and where a thread that traps on it continues. */
-static _Atomic uintptr_t trap_site;
-static _Atomic uintptr_t trap_target;
+/*
+ * The function whose entry is being written.  One pointer, not a site and a
+ * target apart: a handler must never pair one write's site with another's
+ * target.  An lp_ops is never freed, and its site and stubs never change.
+ */
+static const struct lp_ops *_Atomic trapping;
 
 static void forward_trap(int sig, siginfo_t *si, void *uc)
 {
@@ -55,10 +58,12 @@ static void trap_handler(int sig, siginfo_t *si, void *ucv)
 {
 	ucontext_t *uc = ucv;
 	uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP] - 1;
+	const struct lp_ops *ops = atomic_load(&trapping);
 
 	if (si->si_code == SI_KERNEL || si->si_code == TRAP_BRKPT) {
-		if (ip == atomic_load(&trap_site)) {
-			uc->uc_mcontext.gregs[REG_RIP] = (greg_t)atomic_load(&trap_target);
+		/* The stubs dispatch as the finished write will. */
+		if (ops && ip == ops->prologue.site) {
+			uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(ops->stubs + ops->off.entry);
 			return;
 		}
 		/* Our int3 came and went before this handler ran: run what is there now. */
@@ -120,10 +125,9 @@ static int write_synced(uintptr_t addr, const void *bytes, size_t len)
 	return 0;
 }
 
-static void arm_trap(uintptr_t site, uintptr_t target)
+static void arm_trap(const struct lp_ops *ops)
 {
-	atomic_store(&trap_target, target);
-	atomic_store(&trap_site, site);
+	atomic_store(&trapping, ops);
 }
 
 /* Step 2: a thread inside the displaced bytes moves to their copy. */
@@ -157,11 +161,11 @@ int lp_text_install_jump(struct lp_ops *ops, char *err, size_t errlen)
 		snprintf(err, errlen, "trampoline out of reach of %#lx", (unsigned long)p->site);
 		return -1;
 	}
-	arm_trap(p->site, entry);
+	arm_trap(ops);
 	if (write_synced(p->site, &int3, 1) < 0) {
 		snprintf(err, errlen, "cannot write code at %#lx: %s", (unsigned long)p->site,
 			 strerror(errno));
-		arm_trap(0, 0);
+		arm_trap(NULL);
 		return -1;
 	}
 	if (lp_threads_visit(move_out_of_prologue, p->site + 1, p->site + p->len, ops, err,
@@ -170,7 +174,7 @@ int lp_text_install_jump(struct lp_ops *ops, char *err, size_t errlen)
 			snprintf(err, errlen, "a thread is stopped inside the prologue of %#lx "
 				 "but not at an instruction boundary", (unsigned long)p->func);
 		write_synced(p->site, p->orig, 1);
-		arm_trap(0, 0);
+		arm_trap(NULL);
 		return -1;
 	}
 	if (write_synced(p->site + 1, jmp + 1, LP_JMP_SIZE - 1) < 0 ||
@@ -180,10 +184,10 @@ int lp_text_install_jump(struct lp_ops *ops, char *err, size_t errlen)
 		write_synced(p->site, &int3, 1);
 		write_synced(p->site + 1, p->orig + 1, LP_JMP_SIZE - 1);
 		write_synced(p->site, p->orig, 1);
-		arm_trap(0, 0);
+		arm_trap(NULL);
 		return -1;
 	}
-	arm_trap(0, 0);
+	arm_trap(NULL);
 	ops->installed = true;
 	return 0;
 }
@@ -198,10 +202,10 @@ void lp_text_remove_jump(struct lp_ops *ops)
 	const struct lp_prologue *p = &ops->prologue;
 	uint8_t int3 = INT3;
 
-	arm_trap(p->site, ops->stubs + ops->off.entry);
+	arm_trap(ops);
 	write_synced(p->site, &int3, 1);
 	write_synced(p->site + 1, p->orig + 1, LP_JMP_SIZE - 1);
 	write_synced(p->site, p->orig, 1);
-	arm_trap(0, 0);
+	arm_trap(NULL);
 	ops->installed = false;
 }

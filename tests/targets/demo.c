@@ -41,7 +41,12 @@ static PATCHABLE int park_here(int x)
 	return x;
 }
 
-PATCHABLE int compute(int x)
+/*
+ * The frame-pointer prologue (push %rbp; mov %rsp,%rbp) keeps the simple
+ * case simple: no branch among the first bytes the entry jump displaces.
+ */
+__attribute__((noipa, optimize("no-omit-frame-pointer", "no-shrink-wrap")))
+int compute(int x)
 {
 	if (x < 0)
 		x = park_here(-x); /* compute stays on this thread's stack */
@@ -51,12 +56,20 @@ PATCHABLE int compute(int x)
 /* A static function: only .symtab knows it (patches/static_fix.c). */
 static PATCHABLE int secret_scale(int x)
 {
-	return x * 5 + 1;
+	return x * x + 1;
 }
 
+static volatile int secret_offset = 1;
+
+/*
+ * Reading secret_offset first keeps the call out of the first five bytes:
+ * lpatch refuses to displace a call.
+ */
 PATCHABLE int use_secret(int x)
 {
-	return secret_scale(x) + 1;
+	int offset = secret_offset;
+
+	return secret_scale(x) + offset;
 }
 
 PATCHABLE int stacked(int x)

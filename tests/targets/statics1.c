@@ -9,7 +9,7 @@
 
 static PATCHABLE int helper(int x)
 {
-	return x * 7 + 10;
+	return x * x + 10;
 }
 
 PATCHABLE int path1(int x)

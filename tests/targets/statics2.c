@@ -5,7 +5,7 @@
 
 static PATCHABLE int helper(int x)
 {
-	return x * 9 + 20;
+	return x * x + 20;
 }
 
 PATCHABLE int path2(int x)

@@ -111,9 +111,10 @@ static void do_cancel()
 			abort();
 	pthread_cancel(t);
 	pthread_join(t, &ret);
-	for (int fd : { cancel_in[0], cancel_in[1], cancel_notify[0],
-			cancel_notify[1] })
-		close(fd);
+	for (int i = 0; i < 2; i++) {
+		close(cancel_in[i]);
+		close(cancel_notify[i]);
+	}
 	if (ret != PTHREAD_CANCELED)
 		reply("error thread was not cancelled");
 	else

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* helper_pos0.c - demo: "helper" with old_sympos 0, refused: there are two. */
+#include <lpatch.h>
+
+static int new_helper(int x)
+{
+	return x + 500;
+}
+
+static struct lp_func funcs[] = {
+	{ .old_name = "helper", .new_func = new_helper, .old_sympos = 0 },
+	{ 0 }
+};
+
+static struct lp_object objs[] = {
+	{ .name = NULL, .funcs = funcs },
+	{ 0 }
+};
+
+LP_PATCH(.objs = objs);

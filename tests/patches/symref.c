@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * symref.c - demo: use_secret(x) = secret_scale(x) + 2000, calling the
+ * target's static secret_scale through a symbol reference (the original
+ * adds 1).
+ */
+#include <lpatch.h>
+
+static int (*secret_scale)(int);
+
+static int new_use_secret(int x)
+{
+	return secret_scale(x) + 2000;
+}
+
+static struct lp_func funcs[] = {
+	{ .old_name = "use_secret", .new_func = new_use_secret },
+	{ 0 }
+};
+
+static struct lp_symbol syms[] = {
+	LP_SYMBOL("secret_scale", secret_scale),
+	{ 0 }
+};
+
+static struct lp_object objs[] = {
+	{ .name = NULL, .funcs = funcs, .syms = syms },
+	{ 0 }
+};
+
+LP_PATCH(.objs = objs);
