@@ -4,7 +4,7 @@ ASAN_BUILD ?= build-asan
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps build demo check check-asan lint install clean
+.PHONY: all deps build asan-build demo check check-asan lint install clean
 
 all: build
 
@@ -20,14 +20,18 @@ build: $(BUILD)/build.ninja
 demo: deps build
 	@examples/demo/run-demo $(BUILD)
 
-check: deps build
-	tests/run $(BUILD)
+# The suite on the plain build and again under AddressSanitizer and
+# UndefinedBehaviorSanitizer, with one summary line for both.
+check: deps build asan-build
+	@scripts/check $(BUILD) $(ASAN_BUILD) 2>&1
+
+asan-build: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
 
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
 
-check-asan: deps $(ASAN_BUILD)/build.ninja
-	ninja -C $(ASAN_BUILD)
+check-asan: deps asan-build
 	tests/run $(ASAN_BUILD)
 
 lint:

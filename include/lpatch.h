@@ -64,10 +64,14 @@ struct lp_symbol {
 	unsigned long sympos;
 };
 
-#define LP_SYMBOL(sym_name, pointer) \
-	{ .name = (sym_name), .addr = (void **)&(pointer), .sympos = 0 }
-#define LP_SYMBOL_POS(sym_name, pointer, pos) \
-	{ .name = (sym_name), .addr = (void **)&(pointer), .sympos = (pos) }
+#define LP_SYMBOL(sym_name, pointer)                                                               \
+	{                                                                                          \
+		.name = (sym_name), .addr = (void **)&(pointer), .sympos = 0                       \
+	}
+#define LP_SYMBOL_POS(sym_name, pointer, pos)                                                      \
+	{                                                                                          \
+		.name = (sym_name), .addr = (void **)&(pointer), .sympos = (pos)                   \
+	}
 
 struct lp_object;
 
@@ -91,8 +95,8 @@ struct lp_callbacks {
  */
 struct lp_object {
 	const char *name;
-	struct lp_func *funcs;	  /* ends with old_name == NULL; may be empty */
-	struct lp_symbol *syms;	  /* terminated by an entry with name == NULL */
+	struct lp_func *funcs;	/* ends with old_name == NULL; may be empty */
+	struct lp_symbol *syms; /* terminated by an entry with name == NULL */
 	struct lp_callbacks callbacks;
 	const char *build_id;
 };
@@ -113,9 +117,9 @@ struct lp_patch {
 };
 
 /* Declare the patch descriptor of this shared object. */
-#define LP_PATCH(...)                                                       \
-	__attribute__((visibility("default"), used)) struct lp_patch        \
-		lp_patch_descriptor = { .abi = LP_ABI_VERSION, __VA_ARGS__ }
+#define LP_PATCH(...)                                                                              \
+	__attribute__((visibility("default"), used)) struct lp_patch lp_patch_descriptor = {       \
+	    .abi = LP_ABI_VERSION, __VA_ARGS__}
 
 #ifdef __cplusplus
 }

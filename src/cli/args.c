@@ -20,7 +20,7 @@
 int lp_bad_option(const char *cmd, char **argv, int c)
 {
 	const char *arg = argv[optind - 1];
-	char shortopt[3] = { '-', (char)optopt, '\0' };
+	char shortopt[3] = {'-', (char)optopt, '\0'};
 	int len = (int)strcspn(arg, "=");
 
 	/* A long option is named by its argument, a short one by optopt. */
@@ -29,8 +29,8 @@ int lp_bad_option(const char *cmd, char **argv, int c)
 		len = 2;
 	}
 	if (c == ':')
-		return lp_usage_error("%s: option '%.*s' needs a value (see 'lpatch --help')",
-				      cmd, len, arg);
+		return lp_usage_error("%s: option '%.*s' needs a value (see 'lpatch --help')", cmd,
+				      len, arg);
 	return lp_usage_error("%s: unknown option '%.*s' (see 'lpatch --help')", cmd, len, arg);
 }
 

@@ -27,25 +27,25 @@ struct change_opts {
 };
 
 static const struct option apply_opts[] = {
-	{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"no-wait", no_argument, NULL, OPT_NO_WAIT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 static const struct option revert_opts[] = {
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 static const struct option force_opts[] = {
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /*
@@ -161,8 +161,8 @@ static int open_patch(const char *arg, char *path, size_t size)
 int lp_cmd_apply(int argc, char **argv)
 {
 	char path[PATH_MAX], what[PATH_MAX + 64];
-	struct change_opts o = { 0 };
-	struct lp_request req = { .fd = -1, .what = what, .waiting_for = "the transition" };
+	struct change_opts o = {0};
+	struct lp_request req = {.fd = -1, .what = what, .waiting_for = "the transition"};
 	int ret = parse_opts(argc, argv, apply_opts, ":hvq", &o);
 
 	if (ret >= 0)
@@ -190,8 +190,8 @@ int lp_cmd_apply(int argc, char **argv)
 int lp_cmd_revert(int argc, char **argv)
 {
 	char what[512];
-	struct change_opts o = { 0 };
-	struct lp_request req = { .fd = -1, .what = what, .waiting_for = "the transition" };
+	struct change_opts o = {0};
+	struct lp_request req = {.fd = -1, .what = what, .waiting_for = "the transition"};
 	int ret = parse_opts(argc, argv, revert_opts, ":hq", &o);
 
 	if (ret >= 0)
@@ -212,8 +212,8 @@ int lp_cmd_revert(int argc, char **argv)
 int lp_cmd_force(int argc, char **argv)
 {
 	char what[64];
-	struct change_opts o = { 0 };
-	struct lp_request req = { .fd = -1, .what = what };
+	struct change_opts o = {0};
+	struct lp_request req = {.fd = -1, .what = what};
 	int ret = parse_opts(argc, argv, force_opts, ":hq", &o);
 
 	if (ret >= 0)

@@ -58,7 +58,7 @@ struct json_object *lp_json_idx(struct json_object *obj, const char *key, size_t
 int lp_json_print(struct json_object *obj)
 {
 	const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
-								      JSON_C_TO_STRING_NOSLASHESCAPE);
+								   JSON_C_TO_STRING_NOSLASHESCAPE);
 
 	if (!text) {
 		lp_error("out of memory");

@@ -21,9 +21,9 @@
 enum { OPT_JSON = 0x100 };
 
 static const struct option list_opts[] = {
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 struct pids {
@@ -172,7 +172,7 @@ static struct json_object *json_entry(pid_t pid, const char *comm, struct json_o
 static int list(bool json)
 {
 	struct json_object *all = json ? json_object_new_array() : NULL;
-	struct pids pids = { 0 };
+	struct pids pids = {0};
 	int ret = find_agents(&pids);
 
 	if (ret == LP_EXIT_OK && !json)

@@ -12,23 +12,23 @@
 enum { OPT_THREADS = 0x100, OPT_JSON };
 
 static const struct option status_opts[] = {
-	{ "threads", no_argument, NULL, OPT_THREADS },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"threads", no_argument, NULL, OPT_THREADS},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 static const struct option plain_opts[] = {
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 enum lp_req_status lp_query_status(pid_t pid, bool threads, unsigned int flags, int timeout,
 				   struct json_object **status)
 {
 	char what[48];
-	struct lp_request req = { .pid = pid, .fd = -1, .timeout = timeout, .what = what,
-				  .flags = flags };
+	struct lp_request req = {
+	    .pid = pid, .fd = -1, .timeout = timeout, .what = what, .flags = flags};
 	enum lp_req_status st;
 	char *answer;
 
@@ -91,7 +91,7 @@ int lp_cmd_status(int argc, char **argv)
 int lp_cmd_log(int argc, char **argv)
 {
 	char what[48];
-	struct lp_request req = { .fd = -1, .what = what };
+	struct lp_request req = {.fd = -1, .what = what};
 	char *answer;
 	size_t len;
 	int c, ret;

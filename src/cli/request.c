@@ -50,7 +50,7 @@ static enum lp_req_status fail(const char *fmt, ...)
  * and processes come and go under it: for it that is not worth a word.
  */
 static enum lp_req_status gone(const struct lp_request *req, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static enum lp_req_status gone(const struct lp_request *req, const char *fmt, ...)
 {
@@ -138,7 +138,8 @@ static enum lp_req_status check_peer(const struct call *call)
 			    strerror(errno));
 	/* Also what a process of another PID namespace looks like to list. */
 	if (cred.pid != call->req->pid)
-		return gone(call->req, "the socket of process %d belongs to process %d; not using it",
+		return gone(call->req,
+			    "the socket of process %d belongs to process %d; not using it",
 			    (int)call->req->pid, (int)cred.pid);
 	return LP_REQ_OK;
 }
@@ -193,7 +194,7 @@ static enum lp_req_status send_request(struct call *call)
 static enum lp_req_status wait_readable(const struct call *call)
 {
 	const struct lp_request *req = call->req;
-	struct pollfd pfd = { .fd = call->sock, .events = POLLIN };
+	struct pollfd pfd = {.fd = call->sock, .events = POLLIN};
 	int n, ms = -1;
 
 	do {
@@ -286,7 +287,7 @@ static enum lp_req_status receive_result(struct call *call, char **answer)
 
 enum lp_req_status lp_request(const struct lp_request *req, char **answer)
 {
-	struct call call = { .req = req, .sock = -1 };
+	struct call call = {.req = req, .sock = -1};
 	enum lp_req_status st;
 
 	*answer = NULL;

@@ -20,8 +20,8 @@
 #define EXIT_CANNOT_RUN 127
 
 static const struct option run_opts[] = {
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /*
@@ -62,7 +62,8 @@ static bool check_runtime(const char *cmd, const char *runtime)
 {
 	if (strpbrk(runtime, ": \t")) {
 		lp_error("cannot run %s: the runtime path '%s' cannot be preloaded "
-			 "(it contains a separator)", cmd, runtime);
+			 "(it contains a separator)",
+			 cmd, runtime);
 		return false;
 	}
 	if (access(runtime, R_OK) < 0) {
@@ -107,6 +108,7 @@ static bool set_preload(const char *runtime)
 	char *value;
 	int ret;
 
+	/* cppcheck-suppress knownConditionTrueFalse ; true in a sanitizer build */
 	if (asan) {
 		if (asprintf(&value, "%s:%s%s%s", asan, runtime, old && *old ? ":" : "",
 			     old ? old : "") < 0)
@@ -139,7 +141,8 @@ int lp_cmd_run(int argc, char **argv)
 		return LP_EXIT_OK;
 	}
 	if (optind >= argc)
-		return lp_usage_error("run: missing command (usage: lpatch run [--] CMD [ARGS...])");
+		return lp_usage_error(
+		    "run: missing command (usage: lpatch run [--] CMD [ARGS...])");
 	cmd = argv + optind;
 	runtime = runtime_path(buf, sizeof(buf));
 	if (!check_runtime(cmd[0], runtime))

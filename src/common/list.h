@@ -9,9 +9,12 @@ struct list_head {
 	struct list_head *next, *prev;
 };
 
-#define LIST_HEAD_INIT(name) { &(name), &(name) }
+#define LIST_HEAD_INIT(name)                                                                       \
+	{                                                                                          \
+		&(name), &(name)                                                                   \
+	}
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static inline void list_init(struct list_head *h)
 {
@@ -24,8 +27,7 @@ static inline int list_empty(const struct list_head *h)
 	return h->next == h;
 }
 
-static inline void list_insert(struct list_head *n, struct list_head *prev,
-			       struct list_head *next)
+static inline void list_insert(struct list_head *n, struct list_head *prev, struct list_head *next)
 {
 	n->next = next;
 	n->prev = prev;
@@ -54,23 +56,21 @@ static inline void list_del(struct list_head *n)
 
 #define list_entry(ptr, type, member) container_of(ptr, type, member)
 
-#define list_first_entry_or_null(h, type, member) \
+#define list_first_entry_or_null(h, type, member)                                                  \
 	(list_empty(h) ? NULL : list_entry((h)->next, type, member))
 
-#define list_for_each_entry(pos, h, member)                                   \
-	for (pos = list_entry((h)->next, __typeof__(*pos), member);           \
-	     &pos->member != (h);                                             \
+#define list_for_each_entry(pos, h, member)                                                        \
+	for (pos = list_entry((h)->next, __typeof__(*pos), member); &pos->member != (h);           \
 	     pos = list_entry(pos->member.next, __typeof__(*pos), member))
 
-#define list_for_each_entry_reverse(pos, h, member)                           \
-	for (pos = list_entry((h)->prev, __typeof__(*pos), member);           \
-	     &pos->member != (h);                                             \
+#define list_for_each_entry_reverse(pos, h, member)                                                \
+	for (pos = list_entry((h)->prev, __typeof__(*pos), member); &pos->member != (h);           \
 	     pos = list_entry(pos->member.prev, __typeof__(*pos), member))
 
-#define list_for_each_entry_safe(pos, tmp, h, member)                         \
-	for (pos = list_entry((h)->next, __typeof__(*pos), member),           \
-	     tmp = list_entry(pos->member.next, __typeof__(*pos), member);    \
-	     &pos->member != (h);                                             \
+#define list_for_each_entry_safe(pos, tmp, h, member)                                              \
+	for (pos = list_entry((h)->next, __typeof__(*pos), member),                                \
+	    tmp = list_entry(pos->member.next, __typeof__(*pos), member);                          \
+	     &pos->member != (h);                                                                  \
 	     pos = tmp, tmp = list_entry(tmp->member.next, __typeof__(*tmp), member))
 
 #endif /* LP_LIST_H */

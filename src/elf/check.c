@@ -20,10 +20,12 @@ static const struct {
 	int machine;
 	const char *name;
 } lp_machines[] = {
-	{ EM_386, "i386" },	      { EM_ARM, "ARM" },	 { EM_AARCH64, "AArch64" },
-	{ EM_RISCV, "RISC-V" },	      { EM_PPC, "PowerPC" },	 { EM_PPC64, "PowerPC64" },
-	{ EM_S390, "s390" },	      { EM_MIPS, "MIPS" },	 { EM_SPARCV9, "SPARC64" },
-	{ EM_LOONGARCH, "LoongArch" }, { EM_IA_64, "IA-64" },	 { EM_X86_64, "x86-64" },
+    {EM_386, "i386"},	     {EM_ARM, "ARM"},
+    {EM_AARCH64, "AArch64"}, {EM_RISCV, "RISC-V"},
+    {EM_PPC, "PowerPC"},     {EM_PPC64, "PowerPC64"},
+    {EM_S390, "s390"},	     {EM_MIPS, "MIPS"},
+    {EM_SPARCV9, "SPARC64"}, {EM_LOONGARCH, "LoongArch"},
+    {EM_IA_64, "IA-64"},     {EM_X86_64, "x86-64"},
 };
 
 static const char *lp_machine_name(int machine)
@@ -143,7 +145,8 @@ int lp_elf_check_patch_file(int fd, char *err, size_t errlen)
 	if (lp_check_ident(eh.e_ident, n, err, errlen) < 0)
 		return -1;
 	/* Big-endian machines (s390x, ppc64) are named too, so decode both. */
-	machine = eh.e_ident[EI_DATA] == ELFDATA2LSB ? le16toh(eh.e_machine) : be16toh(eh.e_machine);
+	machine =
+	    eh.e_ident[EI_DATA] == ELFDATA2LSB ? le16toh(eh.e_machine) : be16toh(eh.e_machine);
 	if (machine != EM_X86_64 || eh.e_ident[EI_DATA] != ELFDATA2LSB) {
 		lp_elf_set_err(err, errlen, "ELF for another architecture (machine %d: %s%s)",
 			       machine, lp_machine_name(machine),
@@ -156,8 +159,9 @@ int lp_elf_check_patch_file(int fd, char *err, size_t errlen)
 	}
 	pie = lp_is_pie(fd, &eh);
 	if (pie != 0) {
-		lp_elf_set_err(err, errlen, pie > 0 ? "not a shared object (a PIE executable)"
-						    : "not an ELF file (truncated)");
+		lp_elf_set_err(err, errlen,
+			       pie > 0 ? "not a shared object (a PIE executable)"
+				       : "not an ELF file (truncated)");
 		return -1;
 	}
 	return 0;

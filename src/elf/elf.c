@@ -19,7 +19,7 @@
 
 /* .gnu.version entries: bit 15 marks a non-default ("@") version. */
 #define LP_VERSYM_HIDDEN 0x8000
-#define LP_VERSYM_INDEX 0x7fff
+#define LP_VERSYM_INDEX	 0x7fff
 
 /* Version definitions of a .dynsym: index -> name, for "name@@VER". */
 struct lp_verdef {
@@ -162,8 +162,8 @@ static void lp_read_build_id(Elf *e, char *out)
 		if (!gelf_getphdr(e, (int)i, &phdr) || phdr.p_type != PT_NOTE)
 			continue;
 		t = phdr.p_align == 8 ? ELF_T_NHDR8 : ELF_T_NHDR;
-		if (lp_notes_build_id(elf_getdata_rawchunk(e, (int64_t)phdr.p_offset,
-							   phdr.p_filesz, t), out))
+		if (lp_notes_build_id(
+			elf_getdata_rawchunk(e, (int64_t)phdr.p_offset, phdr.p_filesz, t), out))
 			return;
 	}
 }
@@ -268,7 +268,7 @@ static bool lp_wanted(const GElf_Sym *sym)
 /* Copy the wanted symbols of @scn (a SYMTAB or DYNSYM section) into @h. */
 static int lp_load_symbols(struct lp_elf *h, Elf *e, Elf_Scn *scn, const char *table)
 {
-	struct lp_versions ver = { 0 };
+	struct lp_versions ver = {0};
 	Elf_Data *data = lp_scn_data(scn);
 	size_t entsize = gelf_fsize(e, ELF_T_SYM, 1, EV_CURRENT);
 	GElf_Shdr shdr;
@@ -384,8 +384,8 @@ static int lp_read_header(struct lp_elf *h, Elf *e, char *err, size_t errlen)
 	return 0;
 }
 
-struct lp_elf *lp_elf_open(const char *path, uintptr_t bias, const char *debug_root,
-			   char *err, size_t errlen)
+struct lp_elf *lp_elf_open(const char *path, uintptr_t bias, const char *debug_root, char *err,
+			   size_t errlen)
 {
 	struct lp_file f;
 	struct lp_elf *h;

@@ -38,14 +38,14 @@ struct lp_elf {
 	size_t names_len;
 	size_t names_cap;
 
-	uint32_t *by_name; /* ents indices by base name, then table order */
-	uint32_t *funcs;   /* function ents indices by address, then table order */
+	uint32_t *by_name;     /* ents indices by base name, then table order */
+	uint32_t *funcs;       /* function ents indices by address, then table order */
 	uint64_t *func_maxend; /* func_maxend[i]: highest end among funcs[0..i] */
 	size_t nfuncs;
 };
 
 void lp_elf_set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Build by_name and funcs once all ents are loaded.  Returns 0 or -1. */
 int lp_elf_build_index(struct lp_elf *elf);

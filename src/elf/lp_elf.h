@@ -31,8 +31,8 @@ struct lp_elf_sym {
  * The symbols are copied, so the handle keeps no file open; handles are
  * independent and may be used from different threads.  @err may be NULL.
  */
-struct lp_elf *lp_elf_open(const char *path, uintptr_t bias,
-			   const char *debug_root, char *err, size_t errlen);
+struct lp_elf *lp_elf_open(const char *path, uintptr_t bias, const char *debug_root, char *err,
+			   size_t errlen);
 void lp_elf_close(struct lp_elf *elf);
 
 /* The GNU build-id as lowercase hex, or "" when the file has none. */
@@ -54,8 +54,8 @@ int lp_elf_machine(const struct lp_elf *elf);
  * and SHN_ABS symbols are never found.  Returns 0 or -1 with a one-line
  * reason in @err ("symbol 'foo' not found in /usr/bin/x"); @err may be NULL.
  */
-int lp_elf_find(struct lp_elf *elf, const char *name, unsigned long sympos,
-		struct lp_elf_sym *out, char *err, size_t errlen);
+int lp_elf_find(struct lp_elf *elf, const char *name, unsigned long sympos, struct lp_elf_sym *out,
+		char *err, size_t errlen);
 
 /*
  * The function symbol whose [addr, addr + size) contains @addr, for
@@ -65,8 +65,7 @@ int lp_elf_find(struct lp_elf *elf, const char *name, unsigned long sympos,
  * *@name (it may end in "@VERSION" or "@@VERSION") lives as long as the
  * handle.  @name and @out may be NULL.  Returns 0 or -1.
  */
-int lp_elf_func_at(struct lp_elf *elf, uintptr_t addr, const char **name,
-		   struct lp_elf_sym *out);
+int lp_elf_func_at(struct lp_elf *elf, uintptr_t addr, const char **name, struct lp_elf_sym *out);
 
 /*
  * Check a file before it is loaded as a patch: an ELF64 shared object for

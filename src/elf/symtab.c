@@ -111,8 +111,7 @@ static size_t lp_lower_bound(const struct lp_elf *h, const char *key, size_t len
 	return lo;
 }
 
-static void lp_fill_sym(const struct lp_elf *h, const struct lp_elf_ent *e,
-			struct lp_elf_sym *out)
+static void lp_fill_sym(const struct lp_elf *h, const struct lp_elf_ent *e, struct lp_elf_sym *out)
 {
 	out->addr = (uintptr_t)(e->value + h->bias);
 	out->size = (size_t)e->size;
@@ -121,8 +120,8 @@ static void lp_fill_sym(const struct lp_elf *h, const struct lp_elf_ent *e,
 	out->table = h->table;
 }
 
-int lp_elf_find(struct lp_elf *elf, const char *name, unsigned long sympos,
-		struct lp_elf_sym *out, char *err, size_t errlen)
+int lp_elf_find(struct lp_elf *elf, const char *name, unsigned long sympos, struct lp_elf_sym *out,
+		char *err, size_t errlen)
 {
 	/* "foo@VER" and "foo@@VER" must match exactly; "foo" matches any version. */
 	size_t len = strcspn(name, "@"), i;
@@ -147,13 +146,14 @@ int lp_elf_find(struct lp_elf *elf, const char *name, unsigned long sympos,
 	}
 	if (sympos == 0 && count > 1) {
 		lp_elf_set_err(err, errlen,
-			       "symbol '%s' is ambiguous in %s: %lu matches, set old_sympos",
-			       name, elf->path, count);
+			       "symbol '%s' is ambiguous in %s: %lu matches, set old_sympos", name,
+			       elf->path, count);
 		return -1;
 	}
 	if (!pick) {
-		lp_elf_set_err(err, errlen, "symbol '%s' position %lu not found in %s (%lu matches)",
-			       name, sympos, elf->path, count);
+		lp_elf_set_err(err, errlen,
+			       "symbol '%s' position %lu not found in %s (%lu matches)", name,
+			       sympos, elf->path, count);
 		return -1;
 	}
 	lp_fill_sym(elf, pick, out);
@@ -183,8 +183,7 @@ static bool lp_better(const struct lp_elf_ent *a, const struct lp_elf_ent *b, ui
 	return lp_bind_rank(a->bind) >= lp_bind_rank(b->bind);
 }
 
-int lp_elf_func_at(struct lp_elf *elf, uintptr_t addr, const char **name,
-		   struct lp_elf_sym *out)
+int lp_elf_func_at(struct lp_elf *elf, uintptr_t addr, const char **name, struct lp_elf_sym *out)
 {
 	const struct lp_elf_ent *best = NULL;
 	size_t lo = 0, hi = elf->nfuncs;

@@ -38,18 +38,17 @@ int lp_proto_connect(pid_t pid)
 	return sock;
 }
 
-int lp_proto_send(int sock, enum lp_msg_type type, int code, const void *payload,
-		  size_t len, int fd)
+int lp_proto_send(int sock, enum lp_msg_type type, int code, const void *payload, size_t len,
+		  int fd)
 {
 	struct lp_msg_hdr hdr = {
-		.magic = LP_PROTO_MAGIC, .type = type, .code = code, .len = (uint32_t)len
-	};
-	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { (void *)payload, len } };
+	    .magic = LP_PROTO_MAGIC, .type = type, .code = code, .len = (uint32_t)len};
+	struct iovec iov[2] = {{&hdr, sizeof(hdr)}, {(void *)payload, len}};
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
 	ssize_t n;
 
 	if (len > LP_PROTO_MAX_PAYLOAD) {
@@ -106,13 +105,15 @@ int lp_proto_recv(int sock, struct lp_msg *msg)
 {
 	struct lp_msg_hdr hdr;
 	char *buf = malloc(sizeof(hdr) + LP_PROTO_MAX_PAYLOAD);
-	struct iovec iov = { buf, sizeof(hdr) + LP_PROTO_MAX_PAYLOAD };
+	struct iovec iov = {buf, sizeof(hdr) + LP_PROTO_MAX_PAYLOAD};
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} ctl;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.buf,
+			    .msg_controllen = sizeof(ctl.buf)};
 	ssize_t n;
 
 	memset(msg, 0, sizeof(*msg));

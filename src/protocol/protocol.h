@@ -20,9 +20,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#define LP_PROTO_MAGIC 0x4c503031u /* "LP01" */
+#define LP_PROTO_MAGIC	     0x4c503031u /* "LP01" */
 #define LP_PROTO_MAX_PAYLOAD (1u << 20)
-#define LP_PROTO_MAX_ARGS 8
+#define LP_PROTO_MAX_ARGS    8
 
 enum lp_msg_type {
 	LP_MSG_REQUEST = 1,
@@ -52,12 +52,12 @@ socklen_t lp_proto_address(pid_t pid, struct sockaddr_un *addr);
 int lp_proto_connect(pid_t pid);
 
 /* Send one message; @fd >= 0 is passed along.  Returns 0 or -1 (errno). */
-int lp_proto_send(int sock, enum lp_msg_type type, int code,
-		  const void *payload, size_t len, int fd);
+int lp_proto_send(int sock, enum lp_msg_type type, int code, const void *payload, size_t len,
+		  int fd);
 
 /* Send a message whose payload is printf-formatted text. */
 int lp_proto_sendf(int sock, enum lp_msg_type type, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Receive one message.  Returns 0, or -1 (errno; EPROTO for a malformed one). */
 int lp_proto_recv(int sock, struct lp_msg *msg);

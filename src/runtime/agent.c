@@ -19,7 +19,7 @@
 #include "protocol/protocol.h"
 #include "runtime.h"
 
-#define REAP_INTERVAL_MS 20
+#define REAP_INTERVAL_MS  20
 #define REQUEST_TIMEOUT_S 5
 
 static int listen_fd = -1;
@@ -27,7 +27,7 @@ static int timer_fd = -1;
 
 static void arm_reaper(bool on)
 {
-	struct itimerspec its = { 0 };
+	struct itimerspec its = {0};
 
 	if (on) {
 		its.it_value.tv_nsec = REAP_INTERVAL_MS * 1000000L;
@@ -48,8 +48,10 @@ static bool peer_allowed(int sock, char *err, size_t errlen)
 	}
 	if (cred.uid == 0 || cred.uid == geteuid())
 		return true;
-	snprintf(err, errlen, "permission denied: uid %u is neither root nor the owner of "
-		 "process %d (uid %u)", cred.uid, (int)getpid(), geteuid());
+	snprintf(err, errlen,
+		 "permission denied: uid %u is neither root nor the owner of "
+		 "process %d (uid %u)",
+		 cred.uid, (int)getpid(), geteuid());
 	return false;
 }
 
@@ -103,8 +105,8 @@ static void handle_force(int sock)
 	busy = lp_transition_patch != NULL;
 	pthread_mutex_unlock(&lp_mutex);
 	/* Transitions complete within their request: there is never one to force. */
-	reply(sock, busy ? EAGAIN : EINVAL, busy ? "transition completing, try again"
-						 : "no patch is in transition");
+	reply(sock, busy ? EAGAIN : EINVAL,
+	      busy ? "transition completing, try again" : "no patch is in transition");
 }
 
 static void dispatch(int sock, struct lp_msg *msg)
@@ -131,7 +133,7 @@ static void dispatch(int sock, struct lp_msg *msg)
 
 static void serve(int sock)
 {
-	struct timeval tv = { .tv_sec = REQUEST_TIMEOUT_S };
+	struct timeval tv = {.tv_sec = REQUEST_TIMEOUT_S};
 	int sndbuf = 2 * LP_PROTO_MAX_PAYLOAD + 4096;
 	char err[LP_ERR_MAX];
 	struct lp_msg msg;
@@ -154,8 +156,8 @@ static void serve(int sock)
 
 static void *agent_main(void *arg)
 {
-	struct pollfd fds[2] = { { .fd = listen_fd, .events = POLLIN },
-				 { .fd = timer_fd, .events = POLLIN } };
+	struct pollfd fds[2] = {{.fd = listen_fd, .events = POLLIN},
+				{.fd = timer_fd, .events = POLLIN}};
 
 	(void)arg;
 	for (;;) {

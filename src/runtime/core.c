@@ -30,7 +30,7 @@ static struct lp_patch_rt *find_patch(const char *name)
 {
 	struct lp_patch_rt *patch;
 
-	list_for_each_entry(patch, &lp_patches, node)
+	list_for_each_entry (patch, &lp_patches, node)
 		if (strcmp(patch->name, name) == 0)
 			return patch;
 	return NULL;
@@ -56,8 +56,10 @@ static int check_file(int fd, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		snprintf(err, errlen, "%s is owned by uid %u, neither root nor the process's "
-			 "owner (uid %u)", path, st.st_uid, geteuid());
+		snprintf(err, errlen,
+			 "%s is owned by uid %u, neither root nor the process's "
+			 "owner (uid %u)",
+			 path, st.st_uid, geteuid());
 		return -1;
 	}
 	if (lp_elf_check_patch_file(fd, why, sizeof(why)) < 0) {
@@ -104,7 +106,7 @@ static int validate(const struct lp_patch *desc, char *err, size_t errlen)
 
 	if (desc->abi != LP_ABI_VERSION) {
 		snprintf(err, errlen, "descriptor ABI version %u, this runtime supports %u",
-			 desc->abi, LP_ABI_VERSION);
+			 desc->abi, (unsigned int)LP_ABI_VERSION);
 		return -1;
 	}
 	if (!desc->objs || (!desc->objs[0].funcs && !desc->objs[0].name)) {
@@ -154,8 +156,7 @@ static void free_patch(struct lp_patch_rt *patch)
 	free(patch);
 }
 
-static int init_object(struct lp_patch_rt *patch, struct lp_object_rt *obj,
-		       struct lp_object *desc)
+static int init_object(struct lp_patch_rt *patch, struct lp_object_rt *obj, struct lp_object *desc)
 {
 	size_t n = 0;
 
@@ -353,8 +354,7 @@ int lp_apply_patch(int fd, const char *path, char *err, size_t errlen)
 	int ret = -EINVAL, nfuncs;
 	size_t nobjs;
 
-	if (check_file(fd, path, err, errlen) < 0 ||
-	    name_from_path(path, name, err, errlen) < 0 ||
+	if (check_file(fd, path, err, errlen) < 0 || name_from_path(path, name, err, errlen) < 0 ||
 	    !(patch = load_patch(fd, path, name, err, errlen))) {
 		close(fd);
 		return -EINVAL;
@@ -438,19 +438,20 @@ void lp_reap_retired(void)
 	char err[LP_ERR_MAX];
 
 	pthread_mutex_lock(&lp_mutex);
-	list_for_each_entry_safe(patch, tmp, &retired, node) {
+	list_for_each_entry_safe (patch, tmp, &retired, node) {
 		pid_t holder = 0;
 
 		if (patch->forced)
 			continue;
 		err[0] = '\0';
 		if (lp_threads_scan_stacks(patch->text_lo, patch->text_hi, &holder, err,
-					   sizeof(err)) < 0 || holder)
+					   sizeof(err)) < 0 ||
+		    holder)
 			continue;
 		list_del(&patch->node);
 		list_add_tail(&patch->node, &done);
 	}
 	pthread_mutex_unlock(&lp_mutex);
-	list_for_each_entry_safe(patch, tmp, &done, node)
+	list_for_each_entry_safe (patch, tmp, &done, node)
 		unload_patch(patch);
 }

@@ -12,7 +12,7 @@
 
 #include "runtime.h"
 
-#define LOG_LINES 2048
+#define LOG_LINES    2048
 #define LOG_LINE_MAX 480
 
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;

@@ -39,8 +39,8 @@ static void mapped_build_id(const struct dl_phdr_info *info, char *hex, size_t s
 			continue;
 		while (p + sizeof(ElfW(Nhdr)) <= end) {
 			const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
-			const unsigned char *desc = (const unsigned char *)(n + 1) +
-						    ((n->n_namesz + 3) & ~3u);
+			const unsigned char *desc =
+			    (const unsigned char *)(n + 1) + ((n->n_namesz + 3) & ~3u);
 
 			if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
 			    memcmp(n + 1, "GNU", 4) == 0 && 2 * n->n_descsz < size) {
@@ -132,8 +132,7 @@ static int resolve_funcs(struct lp_object_rt *obj, struct lp_elf *elf, char *err
 	return 0;
 }
 
-static int resolve_symbols(struct lp_object_rt *obj, struct lp_elf *elf, char *err,
-			   size_t errlen)
+static int resolve_symbols(struct lp_object_rt *obj, struct lp_elf *elf, char *err, size_t errlen)
 {
 	struct lp_symbol *ref = obj->desc->syms;
 
@@ -167,7 +166,7 @@ static int check_build_id(struct lp_object_rt *obj, const char *want, char *err,
  */
 int lp_object_resolve(struct lp_object_rt *obj, char *err, size_t errlen)
 {
-	struct found f = { .name = obj->name };
+	struct found f = {.name = obj->name};
 	struct lp_elf *elf;
 	int ret;
 
@@ -180,9 +179,10 @@ int lp_object_resolve(struct lp_object_rt *obj, char *err, size_t errlen)
 		return -1;
 	/* Symbols of another build than the one mapped would be wrong addresses. */
 	if (f.build_id[0] && strcmp(f.build_id, lp_elf_build_id(elf)) != 0) {
-		snprintf(err, errlen, "%s on disk is not the file loaded in the process "
-			 "(build-id %s, loaded %s): was it replaced?", f.path,
-			 lp_elf_build_id(elf), f.build_id);
+		snprintf(err, errlen,
+			 "%s on disk is not the file loaded in the process "
+			 "(build-id %s, loaded %s): was it replaced?",
+			 f.path, lp_elf_build_id(elf), f.build_id);
 		lp_elf_close(elf);
 		return -1;
 	}

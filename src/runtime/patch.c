@@ -22,7 +22,7 @@ static struct lp_ops *ops_find(uintptr_t func)
 {
 	struct lp_ops *ops;
 
-	list_for_each_entry(ops, &ops_list, node)
+	list_for_each_entry (ops, &ops_list, node)
 		if (ops->prologue.func == func)
 			return ops;
 	return NULL;
@@ -33,12 +33,12 @@ static int ops_write_code(struct lp_ops *ops, char *err, size_t errlen)
 {
 	uint8_t code[LP_TRAMP_CODE_SIZE];
 	struct lp_stub_layout layout = {
-		.at = ops->stubs,
-		.slot_target = (uintptr_t)&ops->slots[SLOT_TARGET],
-		.slot_patched = (uintptr_t)&ops->slots[SLOT_PATCHED],
-		.slot_unpatched = (uintptr_t)&ops->slots[SLOT_UNPATCHED],
-		.state_tpoff = lp_task_state_tpoff(),
-		.state_unpatched = LP_TASK_UNPATCHED,
+	    .at = ops->stubs,
+	    .slot_target = (uintptr_t)&ops->slots[SLOT_TARGET],
+	    .slot_patched = (uintptr_t)&ops->slots[SLOT_PATCHED],
+	    .slot_unpatched = (uintptr_t)&ops->slots[SLOT_UNPATCHED],
+	    .state_tpoff = lp_task_state_tpoff(),
+	    .state_unpatched = LP_TASK_UNPATCHED,
 	};
 	ssize_t n;
 
@@ -49,8 +49,8 @@ static int ops_write_code(struct lp_ops *ops, char *err, size_t errlen)
 		return -1;
 	}
 	ops->orig = ops->stubs + ops->off.size;
-	n = lp_arch_relocate(&ops->prologue, code + ops->off.size,
-			     sizeof(code) - ops->off.size, ops->orig, ops->insn_map, err, errlen);
+	n = lp_arch_relocate(&ops->prologue, code + ops->off.size, sizeof(code) - ops->off.size,
+			     ops->orig, ops->insn_map, err, errlen);
 	if (n < 0)
 		return -1;
 	for (int i = 0; i < LP_TRAMP_SLOTS; i++)
@@ -102,8 +102,8 @@ static uintptr_t impl(const struct lp_ops *ops, const struct lp_func_rt *func)
  */
 void lp_ops_update(struct lp_ops *ops)
 {
-	struct lp_func_rt *top = list_first_entry_or_null(&ops->func_stack, struct lp_func_rt,
-							  stack_node);
+	struct lp_func_rt *top =
+	    list_first_entry_or_null(&ops->func_stack, struct lp_func_rt, stack_node);
 	struct lp_func_rt *next = NULL;
 	uintptr_t target;
 
@@ -165,8 +165,8 @@ int lp_patch_object(struct lp_object_rt *obj, char *err, size_t errlen)
 		struct lp_func_rt *func = &obj->funcs[i];
 		struct lp_prologue prologue;
 
-		if (lp_arch_analyse((const uint8_t *)func->old_addr, func->old_size,
-				    func->old_addr, &prologue, err, errlen) < 0 ||
+		if (lp_arch_analyse((const uint8_t *)func->old_addr, func->old_size, func->old_addr,
+				    &prologue, err, errlen) < 0 ||
 		    patch_func(func, &prologue, err, errlen) < 0) {
 			lp_unpatch_object(obj);
 			return -1;

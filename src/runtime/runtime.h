@@ -18,7 +18,7 @@
 #include "arch/x86_64/lp_arch.h"
 #include "common/list.h"
 
-#define LP_ERR_MAX 512
+#define LP_ERR_MAX  512
 #define LP_NAME_MAX 64
 
 /* Per-thread patch state, read by the trampolines' slow stub. */
@@ -44,12 +44,12 @@ struct lp_ops {
 	struct list_head node;	     /* in lp_ops_list */
 	struct list_head func_stack; /* struct lp_func_rt, newest first */
 	struct lp_prologue prologue;
-	uintptr_t stubs;	     /* the trampoline's code */
+	uintptr_t stubs; /* the trampoline's code */
 	struct lp_stub_offsets off;
-	uintptr_t orig;		     /* relocated displaced bytes + jump back */
+	uintptr_t orig; /* relocated displaced bytes + jump back */
 	uint8_t insn_map[LP_MAX_INSNS];
-	uintptr_t *slots;	     /* target, patched, unpatched */
-	bool installed;		     /* the entry jump is in place */
+	uintptr_t *slots; /* target, patched, unpatched */
+	bool installed;	  /* the entry jump is in place */
 };
 
 /* A function of a patch (kernel: klp_func). */
@@ -71,15 +71,15 @@ struct lp_func_rt {
 struct lp_object_rt {
 	struct lp_object *desc;
 	struct lp_patch_rt *patch;
-	char *name;		/* NULL: the main program */
-	char *path;		/* NULL while not loaded */
+	char *name; /* NULL: the main program */
+	char *path; /* NULL while not loaded */
 	char *build_id;
 	uintptr_t bias;
 	struct lp_func_rt *funcs;
 	size_t nfuncs;
 	bool loaded;
 	bool patched;
-	bool pre_patch_done;	/* its pre_patch succeeded: post_unpatch is owed */
+	bool pre_patch_done; /* its pre_patch succeeded: post_unpatch is owed */
 };
 
 struct lp_patch_rt {
@@ -87,8 +87,8 @@ struct lp_patch_rt {
 	struct lp_patch *desc;
 	char name[LP_NAME_MAX];
 	char *path;
-	void *handle;	/* dlopen handle */
-	int fd;		/* the file, open while loaded: see core.c */
+	void *handle; /* dlopen handle */
+	int fd;	      /* the file, open while loaded: see core.c */
 	uintptr_t text_lo, text_hi;
 	struct lp_object_rt *objs;
 	size_t nobjs;
@@ -122,10 +122,9 @@ bool lp_try_complete_transition(void);
 void lp_cancel_transition(void);
 
 /* tramp.c: trampoline memory within reach of a function. */
-int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err,
-		   size_t errlen);
+int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err, size_t errlen);
 #define LP_TRAMP_CODE_SIZE 128
-#define LP_TRAMP_SLOTS 4
+#define LP_TRAMP_SLOTS	   4
 
 /* text.c: writing code while other threads run it. */
 int lp_text_init(void);
@@ -139,17 +138,16 @@ void lp_text_remove_jump(struct lp_ops *ops);
 struct lp_thread_ctx {
 	pid_t tid;
 	uintptr_t pc, sp;
-	void *ucontext; /* ucontext_t of a thread held in the visit signal; NULL
-			   when pc and sp come from /proc (blocked in the kernel) */
+	void *ucontext;		/* ucontext_t of a thread held in the visit signal; NULL
+				   when pc and sp come from /proc (blocked in the kernel) */
 	unsigned long switches; /* context switches when pc and sp were read */
 };
 typedef int (*lp_visit_fn)(struct lp_thread_ctx *ctx, void *arg);
 int lp_threads_init(void);
-int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg,
-		     char *err, size_t errlen);
+int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
+		     size_t errlen);
 bool lp_thread_still_blocked(const struct lp_thread_ctx *ctx);
-int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err,
-			   size_t errlen);
+int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err, size_t errlen);
 
 /* log.c: the event log (kernel: the "livepatch:" lines in dmesg). */
 void lp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -15,7 +15,7 @@
 
 #include "runtime.h"
 
-#define RED_ZONE 128
+#define RED_ZONE    128
 #define CHUNK_WORDS 4096
 
 struct mapping {
@@ -52,7 +52,7 @@ static int read_maps(struct scan *s)
 			s->maps = m;
 			cap = cap ? cap * 2 : 256;
 		}
-		s->maps[s->nmaps++] = (struct mapping){ lo, hi };
+		s->maps[s->nmaps++] = (struct mapping){lo, hi};
 	}
 	fclose(f);
 	return 0;
@@ -77,7 +77,7 @@ static bool stack_points_into(struct scan *s, uintptr_t from, uintptr_t end)
 	from &= ~(uintptr_t)7;
 	while (from < end) {
 		size_t want = end - from < sizeof(s->words) ? end - from : sizeof(s->words);
-		struct iovec local = { s->words, want }, remote = { (void *)from, want };
+		struct iovec local = {s->words, want}, remote = {(void *)from, want};
 		ssize_t got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
 
 		if (got <= 0)
@@ -113,8 +113,7 @@ static int scan_thread(struct lp_thread_ctx *ctx, void *arg)
 	return 0;
 }
 
-int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err,
-			   size_t errlen)
+int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err, size_t errlen)
 {
 	struct scan *s = calloc(1, sizeof(*s));
 	int ret;

@@ -45,9 +45,9 @@ static json_object *object_json(const struct lp_object_rt *obj)
 
 	json_object_object_add(j, "name", json_string_or_null(obj->name));
 	json_object_object_add(j, "path", json_string_or_null(obj->path));
-	json_object_object_add(j, "build_id",
-			       obj->build_id && obj->build_id[0] ? json_object_new_string(obj->build_id)
-								 : NULL);
+	json_object_object_add(
+	    j, "build_id",
+	    obj->build_id && obj->build_id[0] ? json_object_new_string(obj->build_id) : NULL);
 	json_object_object_add(j, "loaded", json_object_new_boolean(obj->loaded));
 	json_object_object_add(j, "patched", json_object_new_boolean(obj->patched));
 	for (size_t i = 0; i < obj->nfuncs; i++)
@@ -82,8 +82,9 @@ static json_object *transition_json(void)
 		return NULL;
 	j = json_object_new_object();
 	json_object_object_add(j, "patch", json_object_new_string(lp_transition_patch->name));
-	json_object_object_add(j, "target", json_object_new_string(
-				  lp_target_state == LP_TASK_PATCHED ? "patched" : "unpatched"));
+	json_object_object_add(
+	    j, "target",
+	    json_object_new_string(lp_target_state == LP_TASK_PATCHED ? "patched" : "unpatched"));
 	return j;
 }
 
@@ -126,14 +127,14 @@ char *lp_status_json(bool threads)
 	json_object_object_add(root, "pid", json_object_new_int(getpid()));
 	json_object_object_add(root, "version", json_object_new_string(LP_VERSION));
 	json_object_object_add(root, "transition", transition_json());
-	list_for_each_entry(patch, &lp_patches, node)
+	list_for_each_entry (patch, &lp_patches, node)
 		json_object_array_add(patches, patch_json(patch, ++order));
 	json_object_object_add(root, "patches", patches);
 	if (threads)
 		json_object_object_add(root, "threads", threads_json());
 	pthread_mutex_unlock(&lp_mutex);
 	text = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
-								    JSON_C_TO_STRING_NOSLASHESCAPE));
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);
 	return text;
 }

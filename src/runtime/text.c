@@ -81,13 +81,13 @@ static int open_own_memory(void)
 	mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
 	if (mem_fd < 0)
 		return -1;
-	return (int)syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
-			    0, 0);
+	return (int)syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0,
+			    0);
 }
 
 int lp_text_init(void)
 {
-	struct sigaction sa = { .sa_sigaction = trap_handler, .sa_flags = SA_SIGINFO | SA_RESTART };
+	struct sigaction sa = {.sa_sigaction = trap_handler, .sa_flags = SA_SIGINFO | SA_RESTART};
 
 	if (open_own_memory() < 0)
 		return -1;
@@ -171,8 +171,10 @@ int lp_text_install_jump(struct lp_ops *ops, char *err, size_t errlen)
 	if (lp_threads_visit(move_out_of_prologue, p->site + 1, p->site + p->len, ops, err,
 			     errlen) < 0) {
 		if (!err[0])
-			snprintf(err, errlen, "a thread is stopped inside the prologue of %#lx "
-				 "but not at an instruction boundary", (unsigned long)p->func);
+			snprintf(err, errlen,
+				 "a thread is stopped inside the prologue of %#lx "
+				 "but not at an instruction boundary",
+				 (unsigned long)p->func);
 		write_synced(p->site, p->orig, 1);
 		arm_trap(NULL);
 		return -1;

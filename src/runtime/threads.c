@@ -29,7 +29,7 @@
 
 #include "runtime.h"
 
-#define VISIT_SIGNAL (SIGRTMAX - 2)
+#define VISIT_SIGNAL	 (SIGRTMAX - 2)
 #define VISIT_TIMEOUT_MS 2000
 
 enum slot_state {
@@ -106,8 +106,7 @@ out:
 
 int lp_threads_init(void)
 {
-	struct sigaction sa = { .sa_sigaction = visit_handler,
-				.sa_flags = SA_SIGINFO | SA_RESTART };
+	struct sigaction sa = {.sa_sigaction = visit_handler, .sa_flags = SA_SIGINFO | SA_RESTART};
 
 	sigfillset(&sa.sa_mask);
 	return sigaction(VISIT_SIGNAL, &sa, NULL);
@@ -128,6 +127,18 @@ static int cmp_tid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static int grow_slots(struct visit *v, size_t *cap)
+{
+	struct visit_slot *grown = reallocarray(v->slots, *cap * 2, sizeof(*grown));
+
+	if (!grown)
+		return -1;
+	memset(grown + *cap, 0, *cap * sizeof(*grown));
+	v->slots = grown;
+	*cap *= 2;
+	return 0;
+}
+
 /* Every thread of the process but the calling one, sorted by tid. */
 static int list_threads(struct visit *v)
 {
@@ -135,33 +146,33 @@ static int list_threads(struct visit *v)
 	size_t cap = 64;
 	struct dirent *de;
 	DIR *dir = opendir("/proc/self/task");
+	int ret = 0;
 
 	if (!dir)
 		return -1;
 	v->n = 0;
 	v->slots = calloc(cap, sizeof(*v->slots));
-	while (v->slots && (de = readdir(dir))) {
+	if (!v->slots) {
+		closedir(dir);
+		return -1;
+	}
+	while ((de = readdir(dir))) {
 		pid_t tid = (pid_t)atoi(de->d_name);
 
 		if (tid <= 0 || tid == self)
 			continue;
-		if (v->n == cap) {
-			struct visit_slot *grown = reallocarray(v->slots, cap * 2, sizeof(*grown));
-
-			if (!grown) {
-				free(v->slots);
-				v->slots = NULL;
-				break;
-			}
-			memset(grown + cap, 0, cap * sizeof(*grown));
-			v->slots = grown;
-			cap *= 2;
+		if (v->n == cap && grow_slots(v, &cap) < 0) {
+			ret = -1;
+			break;
 		}
 		v->slots[v->n++].tid = tid;
 	}
 	closedir(dir);
-	if (!v->slots)
+	if (ret < 0) {
+		free(v->slots);
+		v->slots = NULL;
 		return -1;
+	}
 	qsort(v->slots, v->n, sizeof(*v->slots), cmp_tid);
 	return 0;
 }
@@ -272,10 +283,10 @@ static int serve_arrivals(struct visit *v, lp_visit_fn fn, void *arg, size_t *ou
 		uc = slot->uc;
 		if (ret == 0) {
 			struct lp_thread_ctx ctx = {
-				.tid = slot->tid,
-				.pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP],
-				.sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP],
-				.ucontext = uc,
+			    .tid = slot->tid,
+			    .pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP],
+			    .sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP],
+			    .ucontext = uc,
 			};
 
 			ret = fn(&ctx, arg);
@@ -290,8 +301,8 @@ static int serve_arrivals(struct visit *v, lp_visit_fn fn, void *arg, size_t *ou
 }
 
 /* Wait for the signalled threads; one that never comes is an error. */
-static int collect(struct visit *v, lp_visit_fn fn, void *arg, size_t outstanding,
-		   char *err, size_t errlen)
+static int collect(struct visit *v, lp_visit_fn fn, void *arg, size_t outstanding, char *err,
+		   size_t errlen)
 {
 	struct timespec deadline;
 	int ret = 0;
@@ -308,7 +319,7 @@ static int collect(struct visit *v, lp_visit_fn fn, void *arg, size_t outstandin
 		left = ms_left(&deadline);
 		if (left <= 0)
 			break;
-		struct timespec ts = { left / 1000, (left % 1000) * 1000000 };
+		struct timespec ts = {left / 1000, (left % 1000) * 1000000};
 
 		futex(&v->arrivals, FUTEX_WAIT_PRIVATE, seen, &ts);
 	}
@@ -320,7 +331,8 @@ static int collect(struct visit *v, lp_visit_fn fn, void *arg, size_t outstandin
 			continue;
 		if (thread_exists(slot->tid)) {
 			snprintf(err, errlen,
-				 "thread %d did not answer signal %d within %d ms (does it block signals?)",
+				 "thread %d did not answer signal %d within %d ms (does it block "
+				 "signals?)",
 				 (int)slot->tid, VISIT_SIGNAL, VISIT_TIMEOUT_MS);
 			ret = -1;
 		}
@@ -360,13 +372,15 @@ static void retire_visit(struct visit *v)
 int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
 		     size_t errlen)
 {
-	struct visit v = { 0 };
+	struct visit v = {0};
 	size_t outstanding = 0;
 	int ret = 0;
 
 	if (!handler_is_ours()) {
-		snprintf(err, errlen, "signal %d, which lpatch uses to reach threads, was "
-			 "taken over by the application", VISIT_SIGNAL);
+		snprintf(err, errlen,
+			 "signal %d, which lpatch uses to reach threads, was "
+			 "taken over by the application",
+			 VISIT_SIGNAL);
 		return -1;
 	}
 	if (list_threads(&v) < 0) {
@@ -376,7 +390,7 @@ int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char
 	}
 	atomic_store(&current_visit, &v);
 	for (size_t i = 0; i < v.n && ret >= 0; i++) {
-		struct lp_thread_ctx ctx = { .tid = v.slots[i].tid };
+		struct lp_thread_ctx ctx = {.tid = v.slots[i].tid};
 
 		if (read_blocked(&ctx) && (ctx.pc < lo || ctx.pc >= hi)) {
 			ret = fn(&ctx, arg);

@@ -16,10 +16,10 @@
 
 #include "runtime.h"
 
-#define PAGE 4096ul
-#define REACH (1ul << 30)
-#define PER_CHUNK (PAGE / LP_TRAMP_CODE_SIZE)
-#define LOWEST_ADDR 0x100000ul
+#define PAGE	     4096ul
+#define REACH	     (1ul << 30)
+#define PER_CHUNK    (PAGE / LP_TRAMP_CODE_SIZE)
+#define LOWEST_ADDR  0x100000ul
 #define HIGHEST_ADDR 0x7ffffffff000ul
 
 struct chunk {
@@ -47,7 +47,7 @@ static uintptr_t free_spot_near(uintptr_t near, size_t size)
 	if (!f)
 		return 0;
 	while (!last) {
-		uintptr_t gap_lo = prev_end, gap_hi, spot;
+		uintptr_t gap_lo = prev_end, gap_hi;
 
 		if (fgets(line, sizeof(line), f) && sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
 			gap_hi = lo;
@@ -57,7 +57,7 @@ static uintptr_t free_spot_near(uintptr_t near, size_t size)
 		}
 		if (gap_hi > gap_lo && gap_hi - gap_lo >= size + 2 * PAGE) {
 			/* Keep a guard page from the neighbours on both sides. */
-			uintptr_t first = gap_lo + PAGE, final = gap_hi - PAGE - size;
+			uintptr_t first = gap_lo + PAGE, final = gap_hi - PAGE - size, spot;
 
 			spot = near < first ? first : near > final ? final : near & ~(PAGE - 1);
 			if (!best || distance(spot, near) < distance(best, near))
@@ -94,8 +94,7 @@ static struct chunk *chunk_new(uintptr_t near, char *err, size_t errlen)
 		chunks = c;
 		return c;
 	}
-	snprintf(err, errlen, "no room for a trampoline within 1 GiB of %#lx",
-		 (unsigned long)near);
+	snprintf(err, errlen, "no room for a trampoline within 1 GiB of %#lx", (unsigned long)near);
 	return NULL;
 }
 
@@ -106,8 +105,7 @@ static struct chunk *chunk_new(uintptr_t near, char *err, size_t errlen)
  * longer patched, so an lp_ops keeps its trampoline for good and is reused
  * when the same function is patched again.
  */
-int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err,
-		   size_t errlen)
+int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err, size_t errlen)
 {
 	struct chunk *c;
 

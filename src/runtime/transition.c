@@ -109,8 +109,7 @@ bool lp_try_complete_transition(void)
 /* Enabling failed after the transition was set up: unpatch what was done. */
 void lp_cancel_transition(void)
 {
-	lp_log("'%s': canceling patching transition, going to unpatch",
-	       lp_transition_patch->name);
+	lp_log("'%s': canceling patching transition, going to unpatch", lp_transition_patch->name);
 	lp_target_state = LP_TASK_UNPATCHED;
 	complete_transition();
 }

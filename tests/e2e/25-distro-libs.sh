@@ -50,7 +50,13 @@ apply qsort_fix
 assert_patches qsort_fix
 status_json
 jq_true '[.patches[0].objects[] | select(.name == "libc.so.6")] | length == 1 and .[0].patched'
-expect_reply "sort 3 1 2 10 -4" "10 3 2 1 -4" "qsort patched"
+# AddressSanitizer's qsort interceptor passes libc a comparator of its own,
+# which the patch does not recognise: there only the redirect is checked.
+if sanitized demo; then
+	log "skipped under AddressSanitizer: the patched qsort's behaviour"
+else
+	expect_reply "sort 3 1 2 10 -4" "10 3 2 1 -4" "qsort patched"
+fi
 revert qsort_fix
 assert_no_patches
 expect_reply "sort 3 1 2 10 -4" "-4 1 2 3 10" "qsort reverted"

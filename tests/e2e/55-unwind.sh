@@ -11,31 +11,43 @@
 #     frame 1 and main further out, as without the patch.
 . "$(dirname "$0")/lib.sh"
 
+# AddressSanitizer aborts on pthread_cancel's unwinding of this C++ target
+# (a CHECK in its stack bookkeeping) and its backtrace() sees no frames,
+# with or without lpatch: a sanitizer build skips those checks, the plain
+# build runs them.
+if sanitized unwind; then
+	check_cancel() { log "skipped under AddressSanitizer: cancel ($*)"; }
+	check_bt() { log "skipped under AddressSanitizer: bt ($*)"; }
+else
+	check_cancel() { expect_reply cancel "$@"; }
+	check_bt() { expect_reply bt "$@"; }
+fi
+
 start_target unwind
 
 # Unpatched, the target does all of it by itself.
 expect_reply "call_cb 5" 11 "call_cb before"
 expect_reply "throw 7" "caught 7" "exception before"
-expect_reply cancel "cancelled O unwound 1" "cancellation before"
-expect_reply bt 3 "backtrace before"
+check_cancel "cancelled O unwound 1" "cancellation before"
+check_bt 3 "backtrace before"
 
 apply unwind_fix
 assert_patches unwind_fix
 expect_reply "call_cb 5" 12 "call_cb patched"
 expect_reply "throw 7" "caught 7" "exception through the patched call_cb"
 expect_reply "throw -3" "caught -3" "exception through the patched call_cb"
-expect_reply cancel "cancelled P unwound 1" "cancellation inside the patched blocker"
-expect_reply bt 103 "backtrace inside the patched bt_probe"
+check_cancel "cancelled P unwound 1" "cancellation inside the patched blocker"
+check_bt 103 "backtrace inside the patched bt_probe"
 # The same again: nothing was left broken by the first round.
-expect_reply cancel "cancelled P unwound 1" "second cancellation"
+check_cancel "cancelled P unwound 1" "second cancellation"
 expect_reply "throw 9" "caught 9" "second exception"
 
 revert unwind_fix
 assert_no_patches
 expect_reply "call_cb 5" 11 "call_cb reverted"
 expect_reply "throw 7" "caught 7" "exception after revert"
-expect_reply cancel "cancelled O unwound 1" "cancellation after revert"
-expect_reply bt 3 "backtrace after revert"
+check_cancel "cancelled O unwound 1" "cancellation after revert"
+check_bt 3 "backtrace after revert"
 for f in call_cb blocker bt_probe; do
 	same_bytes "$TARGETS/unwind" "$f"
 done

@@ -349,3 +349,9 @@ copy_patch() {
 
 require_built
 command -v jq >/dev/null || fail "jq is not installed (scripts/setup installs it)"
+
+# sanitized TARGET: the target was built with AddressSanitizer, whose
+# interceptors change what some checks observe even without lpatch.
+sanitized() {
+	ldd "$TARGETS/$1" | grep -q libasan
+}

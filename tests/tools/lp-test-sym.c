@@ -141,6 +141,7 @@ int main(int argc, char **argv)
 	const char *mode, *pid, *path, *name;
 	unsigned long sympos = 1;
 	uint64_t bias, addr;
+	int rc = 0;
 	unsigned char *mem, *disk;
 	char procmem[64];
 	GElf_Sym sym;
@@ -170,6 +171,8 @@ int main(int argc, char **argv)
 	addr = bias + sym.st_value;
 	if (strcmp(mode, "addr") == 0) {
 		printf("0x%" PRIx64 "\n", addr);
+		elf_end(elf);
+		close(fd);
 		return 0;
 	}
 
@@ -186,14 +189,20 @@ int main(int argc, char **argv)
 	if (pread(fd, disk, sym.st_size, file_offset(elf, sym.st_value, path)) !=
 	    (ssize_t)sym.st_size)
 		die("short read of %s", path);
-	for (uint64_t i = 0; i < sym.st_size; i++) {
+	for (uint64_t i = 0; i < sym.st_size && rc == 0; i++) {
 		if (mem[i] != disk[i]) {
 			printf("%s+%" PRIu64 " (0x%" PRIx64 "): memory %02x, file %02x\n",
 			       name, i, addr + i, mem[i], disk[i]);
-			return 1;
+			rc = 1;
 		}
 	}
-	printf("%s: %" PRIu64 " bytes at 0x%" PRIx64 " equal the file\n", name,
-	       (uint64_t)sym.st_size, addr);
-	return 0;
+	if (rc == 0)
+		printf("%s: %" PRIu64 " bytes at 0x%" PRIx64 " equal the file\n", name,
+		       (uint64_t)sym.st_size, addr);
+	free(mem);
+	free(disk);
+	close(mfd);
+	elf_end(elf);
+	close(fd);
+	return rc;
 }

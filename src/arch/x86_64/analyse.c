@@ -31,8 +31,7 @@ enum lp_decode_status lp_insn_decode(const uint8_t *code, size_t len, uintptr_t 
 
 	if (!len)
 		return LP_DECODE_TRUNCATED;
-	if (ZYAN_FAILED(ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64,
-					 ZYDIS_STACK_WIDTH_64)))
+	if (ZYAN_FAILED(ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64)))
 		return LP_DECODE_INVALID;
 	st = ZydisDecoderDecodeFull(&dec, code, len, &in->zi, in->ops);
 	if (st == ZYDIS_STATUS_NO_MORE_DATA)
@@ -76,10 +75,10 @@ uintptr_t lp_insn_target(const struct lp_insn *in, const ZydisDecodedOperand *op
 int lp_insn_jcc_cc(const struct lp_insn *in)
 {
 	static const ZydisMnemonic jcc[16] = {
-		ZYDIS_MNEMONIC_JO,  ZYDIS_MNEMONIC_JNO, ZYDIS_MNEMONIC_JB,  ZYDIS_MNEMONIC_JNB,
-		ZYDIS_MNEMONIC_JZ,  ZYDIS_MNEMONIC_JNZ, ZYDIS_MNEMONIC_JBE, ZYDIS_MNEMONIC_JNBE,
-		ZYDIS_MNEMONIC_JS,  ZYDIS_MNEMONIC_JNS, ZYDIS_MNEMONIC_JP,  ZYDIS_MNEMONIC_JNP,
-		ZYDIS_MNEMONIC_JL,  ZYDIS_MNEMONIC_JNL, ZYDIS_MNEMONIC_JLE, ZYDIS_MNEMONIC_JNLE,
+	    ZYDIS_MNEMONIC_JO, ZYDIS_MNEMONIC_JNO, ZYDIS_MNEMONIC_JB,  ZYDIS_MNEMONIC_JNB,
+	    ZYDIS_MNEMONIC_JZ, ZYDIS_MNEMONIC_JNZ, ZYDIS_MNEMONIC_JBE, ZYDIS_MNEMONIC_JNBE,
+	    ZYDIS_MNEMONIC_JS, ZYDIS_MNEMONIC_JNS, ZYDIS_MNEMONIC_JP,  ZYDIS_MNEMONIC_JNP,
+	    ZYDIS_MNEMONIC_JL, ZYDIS_MNEMONIC_JNL, ZYDIS_MNEMONIC_JLE, ZYDIS_MNEMONIC_JNLE,
 	};
 
 	for (int cc = 0; cc < 16; cc++)
@@ -90,7 +89,7 @@ int lp_insn_jcc_cc(const struct lp_insn *in)
 
 static bool has_endbr64(const uint8_t *code, size_t size)
 {
-	static const uint8_t endbr64[ENDBR64_SIZE] = { 0xf3, 0x0f, 0x1e, 0xfa };
+	static const uint8_t endbr64[ENDBR64_SIZE] = {0xf3, 0x0f, 0x1e, 0xfa};
 
 	return size >= ENDBR64_SIZE && !memcmp(code, endbr64, ENDBR64_SIZE);
 }
@@ -282,11 +281,16 @@ static int scan_body(const struct analysis *a)
 	return 0;
 }
 
-int lp_arch_analyse(const uint8_t *code, size_t size, uintptr_t addr,
-		    struct lp_prologue *out, char *err, size_t errlen)
+int lp_arch_analyse(const uint8_t *code, size_t size, uintptr_t addr, struct lp_prologue *out,
+		    char *err, size_t errlen)
 {
 	struct analysis a = {
-		.code = code, .size = size, .addr = addr, .p = out, .err = err, .errlen = errlen,
+	    .code = code,
+	    .size = size,
+	    .addr = addr,
+	    .p = out,
+	    .err = err,
+	    .errlen = errlen,
 	};
 
 	memset(out, 0, sizeof(*out));

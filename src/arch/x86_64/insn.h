@@ -45,7 +45,7 @@ int lp_insn_jcc_cc(const struct lp_insn *in);
 
 /* snprintf into @err when there is room for it. */
 void lp_arch_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Whether @to - @from fits a signed 32-bit displacement. */
 static inline bool lp_fits_rel32(uintptr_t from, uintptr_t to)
@@ -84,7 +84,7 @@ static inline void lp_emit_u8(struct lp_emit *e, uint8_t v)
 /* Little-endian, as the CPU reads displacements and immediates. */
 static inline void lp_emit_u32(struct lp_emit *e, uint32_t v)
 {
-	uint8_t b[4] = { v, v >> 8, v >> 16, v >> 24 };
+	uint8_t b[4] = {v, v >> 8, v >> 16, v >> 24};
 
 	lp_emit_bytes(e, b, sizeof(b));
 }

@@ -18,18 +18,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define LP_JMP_SIZE 5	    /* jmp rel32 */
+#define LP_JMP_SIZE	 5  /* jmp rel32 */
 #define LP_MAX_DISPLACED 20 /* at most 5 + a 15-byte instruction */
-#define LP_MAX_INSNS LP_MAX_DISPLACED
+#define LP_MAX_INSNS	 LP_MAX_DISPLACED
 
 struct lp_prologue {
-	uintptr_t func;	   /* function entry */
-	uintptr_t site;	   /* where the jump is written: func, or func + 4 after endbr64 */
-	size_t len;	   /* displaced bytes at site, >= LP_JMP_SIZE, whole instructions */
+	uintptr_t func; /* function entry */
+	uintptr_t site; /* where the jump is written: func, or func + 4 after endbr64 */
+	size_t len;	/* displaced bytes at site, >= LP_JMP_SIZE, whole instructions */
 	uint8_t orig[LP_MAX_DISPLACED]; /* the displaced bytes as found */
-	bool padding;	   /* the displaced bytes are only nops (e.g.
-			      -fpatchable-function-entry): nothing to relocate */
-	size_t ninsns;	   /* instructions in the displaced bytes */
+	bool padding;			/* the displaced bytes are only nops (e.g.
+					   -fpatchable-function-entry): nothing to relocate */
+	size_t ninsns;			/* instructions in the displaced bytes */
 	uint8_t insn_off[LP_MAX_INSNS]; /* start of each, relative to site */
 };
 
@@ -42,8 +42,8 @@ struct lp_prologue {
  * whose return address would point into them; syscall; ...).  A ret or jmp
  * among the displaced bytes is fine when the function is that short.
  */
-int lp_arch_analyse(const uint8_t *code, size_t size, uintptr_t addr,
-		    struct lp_prologue *out, char *err, size_t errlen);
+int lp_arch_analyse(const uint8_t *code, size_t size, uintptr_t addr, struct lp_prologue *out,
+		    char *err, size_t errlen);
 
 /*
  * Write to @buf the displaced instructions of @p relocated to run at @at
@@ -54,10 +54,8 @@ int lp_arch_analyse(const uint8_t *code, size_t size, uintptr_t addr,
  * written, or -1 with a reason when an operand cannot reach its target from
  * @at or @buf is too small.
  */
-ssize_t lp_arch_relocate(const struct lp_prologue *p, uint8_t *buf,
-			 size_t bufsize, uintptr_t at,
-			 uint8_t insn_map[LP_MAX_INSNS], char *err,
-			 size_t errlen);
+ssize_t lp_arch_relocate(const struct lp_prologue *p, uint8_t *buf, size_t bufsize, uintptr_t at,
+			 uint8_t insn_map[LP_MAX_INSNS], char *err, size_t errlen);
 
 /* Encode `jmp rel32` from @from to @to in @buf[5]; -1 when out of reach. */
 int lp_arch_encode_jmp(uint8_t buf[LP_JMP_SIZE], uintptr_t from, uintptr_t to);
@@ -91,7 +89,7 @@ struct lp_stub_offsets {
  *       1: jmp *slot_unpatched(%rip)
  * Returns 0, or -1 when a slot is out of RIP-relative reach or @buf too small.
  */
-int lp_arch_emit_stubs(const struct lp_stub_layout *l, uint8_t *buf,
-		       size_t bufsize, struct lp_stub_offsets *off);
+int lp_arch_emit_stubs(const struct lp_stub_layout *l, uint8_t *buf, size_t bufsize,
+		       struct lp_stub_offsets *off);
 
 #endif /* LP_ARCH_H */

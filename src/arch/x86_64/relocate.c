@@ -11,12 +11,12 @@
 
 #define JMP_REL32_SIZE 5
 #define JCC_REL32_SIZE 6
-#define JMP_ABS_SIZE 14 /* jmp *0(%rip); .quad target */
+#define JMP_ABS_SIZE   14 /* jmp *0(%rip); .quad target */
 
 /* jmp *0(%rip) followed by the target: reaches anywhere. */
 static void emit_jmp_abs(struct lp_emit *e, uintptr_t to)
 {
-	static const uint8_t jmp_mem[6] = { 0xff, 0x25, 0, 0, 0, 0 };
+	static const uint8_t jmp_mem[6] = {0xff, 0x25, 0, 0, 0, 0};
 
 	lp_emit_bytes(e, jmp_mem, sizeof(jmp_mem));
 	lp_emit_u64(e, to);
@@ -88,8 +88,8 @@ static int emit_rip_mem(struct lp_emit *e, uintptr_t at, const struct lp_insn *i
 }
 
 /* Emit displaced instruction @i of @p relocated. */
-static int relocate_one(const struct lp_prologue *p, size_t i, struct lp_emit *e,
-			uintptr_t at, char *err, size_t errlen)
+static int relocate_one(const struct lp_prologue *p, size_t i, struct lp_emit *e, uintptr_t at,
+			char *err, size_t errlen)
 {
 	size_t off = p->insn_off[i];
 	size_t func_off = p->site - p->func + off;
@@ -118,12 +118,10 @@ static int relocate_one(const struct lp_prologue *p, size_t i, struct lp_emit *e
 	return 0;
 }
 
-ssize_t lp_arch_relocate(const struct lp_prologue *p, uint8_t *buf,
-			 size_t bufsize, uintptr_t at,
-			 uint8_t insn_map[LP_MAX_INSNS], char *err,
-			 size_t errlen)
+ssize_t lp_arch_relocate(const struct lp_prologue *p, uint8_t *buf, size_t bufsize, uintptr_t at,
+			 uint8_t insn_map[LP_MAX_INSNS], char *err, size_t errlen)
 {
-	struct lp_emit e = { .buf = buf, .size = bufsize };
+	struct lp_emit e = {.buf = buf, .size = bufsize};
 	size_t i;
 
 	if (p->ninsns > LP_MAX_INSNS || p->len > LP_MAX_DISPLACED) {

@@ -7,9 +7,9 @@
 #include "lp_arch.h"
 #include "insn.h"
 
-#define STUB_ALIGN 16
-#define JMP_MEM_SIZE 6	/* jmp *disp32(%rip) */
-#define INT3 0xcc
+#define STUB_ALIGN   16
+#define JMP_MEM_SIZE 6 /* jmp *disp32(%rip) */
+#define INT3	     0xcc
 
 /* jmp *slot(%rip); -1 when the slot is out of reach. */
 static int emit_jmp_slot(struct lp_emit *e, uintptr_t at, uintptr_t slot)
@@ -27,7 +27,7 @@ static int emit_jmp_slot(struct lp_emit *e, uintptr_t at, uintptr_t slot)
 /* cmpb $imm, %fs:tpoff (absolute disp32 through a SIB byte without base). */
 static void emit_cmp_fs_byte(struct lp_emit *e, int32_t tpoff, uint8_t imm)
 {
-	static const uint8_t op[4] = { 0x64, 0x80, 0x3c, 0x25 };
+	static const uint8_t op[4] = {0x64, 0x80, 0x3c, 0x25};
 
 	lp_emit_bytes(e, op, sizeof(op));
 	lp_emit_u32(e, (uint32_t)tpoff);
@@ -52,10 +52,10 @@ static int emit_slow(struct lp_emit *e, const struct lp_stub_layout *l)
 	return emit_jmp_slot(e, l->at, l->slot_unpatched);
 }
 
-int lp_arch_emit_stubs(const struct lp_stub_layout *l, uint8_t *buf,
-		       size_t bufsize, struct lp_stub_offsets *off)
+int lp_arch_emit_stubs(const struct lp_stub_layout *l, uint8_t *buf, size_t bufsize,
+		       struct lp_stub_offsets *off)
 {
-	struct lp_emit e = { .buf = buf, .size = bufsize };
+	struct lp_emit e = {.buf = buf, .size = bufsize};
 
 	off->entry = e.pos;
 	if (emit_jmp_slot(&e, l->at, l->slot_target))
