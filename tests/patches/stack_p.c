@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* stack_p1.c - first of three patches of stacked(). */
+/*
+ * stack_p.c - one of three patches of stacked(), built as stack_p1.so,
+ * stack_p2.so and stack_p3.so with STACK_N = 1, 2, 3: patch N makes
+ * stacked(x) return N * 10000 + x, so the result names the patch in charge.
+ */
 #include <lpatch.h>
 
 static int new_stacked(int x)
 {
-	return 10000 + x;
+	return STACK_N * 10000 + x;
 }
 
 static struct lp_func funcs[] = {
