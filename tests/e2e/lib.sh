@@ -182,11 +182,15 @@ stop_target() {
 # lp [--as-nobody] ARGS...: run lpatch; sets LP_RC, LP_OUT, LP_ERR.
 lp() {
 	local -a wrap=(timeout "$LP_CMD_TIMEOUT")
+	local cli=$LPATCH
 	if [ "${1:-}" = --as-nobody ]; then
 		shift
 		wrap+=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+		# The build tree may sit below a directory only root can enter.
+		cli=$TMP/lpatch-for-nobody
+		[ -x "$cli" ] || install -m 0755 "$LPATCH" "$cli" || fail "cannot copy $LPATCH"
 	fi
-	"${wrap[@]}" "$LPATCH" "$@" >"$TMP/lp.out" 2>"$TMP/lp.err"
+	"${wrap[@]}" "$cli" "$@" >"$TMP/lp.out" 2>"$TMP/lp.err"
 	LP_RC=$?
 	LP_OUT=$(cat "$TMP/lp.out")
 	LP_ERR=$(cat "$TMP/lp.err")
