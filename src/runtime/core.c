@@ -173,6 +173,7 @@ static int init_object(struct lp_patch_rt *patch, struct lp_object_rt *obj, stru
 		struct lp_func_rt *func = &obj->funcs[i];
 
 		func->desc = &desc->funcs[i];
+		func->patch = patch;
 		func->name = strdup(desc->funcs[i].old_name);
 		func->sympos = desc->funcs[i].old_sympos;
 		func->new_func = desc->funcs[i].new_func;
@@ -218,6 +219,7 @@ static int text_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	(void)size;
 	if (dlinfo(patch->handle, RTLD_DI_LINKMAP, &map) < 0 || info->dlpi_addr != map->l_addr)
 		return 0;
+	patch->bias = info->dlpi_addr;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
@@ -230,6 +232,33 @@ static int text_range_cb(struct dl_phdr_info *info, size_t size, void *arg)
 			patch->text_hi = lo + ph->p_memsz;
 	}
 	return 1;
+}
+
+/*
+ * The size of every replacement function, from the patch's symbols: the
+ * code a thread must have left before it may switch back when the patch
+ * goes.  A function whose symbol is not found keeps size 0, which stands
+ * for all of the patch's text.
+ */
+static void size_new_funcs(struct lp_patch_rt *patch, const char *path)
+{
+	struct lp_elf *elf = lp_elf_open(path, patch->bias, NULL, NULL, 0);
+
+	if (!elf)
+		return;
+	for (size_t o = 0; o < patch->nobjs; o++) {
+		struct lp_object_rt *obj = &patch->objs[o];
+
+		for (size_t i = 0; i < obj->nfuncs; i++) {
+			struct lp_func_rt *func = &obj->funcs[i];
+			struct lp_elf_sym sym;
+
+			if (lp_elf_func_at(elf, (uintptr_t)func->new_func, NULL, &sym) == 0 &&
+			    sym.addr == (uintptr_t)func->new_func)
+				func->new_size = sym.size;
+		}
+	}
+	lp_elf_close(elf);
 }
 
 /*
@@ -272,6 +301,7 @@ static struct lp_patch_rt *load_patch(int fd, const char *path, const char *name
 	patch->handle = handle;
 	patch->fd = fd;
 	dl_iterate_phdr(text_range_cb, patch);
+	size_new_funcs(patch, fdpath);
 	return patch;
 }
 
@@ -296,11 +326,15 @@ static int pre_patch(struct lp_object_rt *obj, char *err, size_t errlen)
 	return 0;
 }
 
-/* Kernel: __klp_enable_patch(). */
-static int enable_patch(struct lp_patch_rt *patch, char *err, size_t errlen)
+/* Whether the transition in progress was reversed (kernel: patch->enabled flipped). */
+static bool transition_reversed;
+
+/* Kernel: __klp_enable_patch().  True when the transition completed at once. */
+static int enable_patch(struct lp_patch_rt *patch, bool *done, char *err, size_t errlen)
 {
 	lp_log("enabling patch '%s'", patch->name);
 	list_add_tail(&patch->node, &lp_patches);
+	transition_reversed = false;
 	lp_init_transition(patch, LP_TASK_PATCHED);
 	for (size_t o = 0; o < patch->nobjs; o++) {
 		struct lp_object_rt *obj = &patch->objs[o];
@@ -317,7 +351,7 @@ static int enable_patch(struct lp_patch_rt *patch, char *err, size_t errlen)
 	}
 	lp_start_transition();
 	patch->enabled = true;
-	lp_try_complete_transition();
+	*done = lp_try_complete_transition(false);
 	return 0;
 }
 
@@ -343,16 +377,39 @@ static int count_funcs(const struct lp_patch_rt *patch, size_t *nobjs)
 	return n;
 }
 
+static void describe_enabled(const struct lp_patch_rt *patch, char *msg, size_t len)
+{
+	size_t nobjs;
+	int nfuncs = count_funcs(patch, &nobjs);
+
+	snprintf(msg, len, "patch '%s' enabled (%d function%s in %zu object%s)", patch->name,
+		 nfuncs, nfuncs == 1 ? "" : "s", nobjs, nobjs == 1 ? "" : "s");
+}
+
+static void busy(char *err, size_t errlen)
+{
+	snprintf(err, errlen, "patch '%s' is in transition", lp_transition_patch->name);
+}
+
+/* A disabled patch leaves the list; its code goes once no thread runs it. */
+static void retire(struct lp_patch_rt *patch)
+{
+	list_del(&patch->node);
+	list_add_tail(&patch->node, &retired);
+}
+
 /*
  * Load the patch file open as @fd and enable it.  On failure nothing is
- * left changed and @err says why.  Takes ownership of @fd.
+ * left changed and @err says why.  On success @err holds the message for
+ * the user and *@waiting tells whether the transition is still going on.
+ * Takes ownership of @fd.
  */
-int lp_apply_patch(int fd, const char *path, char *err, size_t errlen)
+int lp_apply_patch(int fd, const char *path, bool *waiting, char *err, size_t errlen)
 {
 	struct lp_patch_rt *patch;
 	char name[LP_NAME_MAX];
-	int ret = -EINVAL, nfuncs;
-	size_t nobjs;
+	int ret = -EINVAL;
+	bool done = false;
 
 	if (check_file(fd, path, err, errlen) < 0 || name_from_path(path, name, err, errlen) < 0 ||
 	    !(patch = load_patch(fd, path, name, err, errlen))) {
@@ -364,11 +421,12 @@ int lp_apply_patch(int fd, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "a patch named '%s' is already applied", patch->name);
 		ret = -EEXIST;
 	} else if (lp_transition_patch) {
-		snprintf(err, errlen, "patch '%s' is in transition", lp_transition_patch->name);
+		busy(err, errlen);
 		ret = -EBUSY;
 	} else if (resolve_objects(patch, err, errlen) < 0) {
 		lp_log("'%s': %s", patch->name, err);
-	} else if (enable_patch(patch, err, errlen) == 0) {
+	} else if (enable_patch(patch, &done, err, errlen) == 0) {
+		describe_enabled(patch, err, errlen);
 		ret = 0;
 	}
 	pthread_mutex_unlock(&lp_mutex);
@@ -376,16 +434,35 @@ int lp_apply_patch(int fd, const char *path, char *err, size_t errlen)
 		unload_patch(patch);
 		return ret;
 	}
-	nfuncs = count_funcs(patch, &nobjs);
-	snprintf(err, errlen, "patch '%s' enabled (%d function%s in %zu object%s)", patch->name,
-		 nfuncs, nfuncs == 1 ? "" : "s", nobjs, nobjs == 1 ? "" : "s");
+	*waiting = !done;
 	return 0;
 }
 
-/* Kernel: __klp_disable_patch(), then the patch is freed. */
-int lp_revert_patch(const char *name, char *err, size_t errlen)
+/* Kernel: __klp_disable_patch(). */
+static bool disable_patch(struct lp_patch_rt *patch)
+{
+	transition_reversed = false;
+	lp_init_transition(patch, LP_TASK_UNPATCHED);
+	for (size_t o = 0; o < patch->nobjs; o++) {
+		struct lp_object_rt *obj = &patch->objs[o];
+
+		if (obj->patched && obj->desc->callbacks.pre_unpatch)
+			obj->desc->callbacks.pre_unpatch(obj->desc);
+	}
+	lp_start_transition();
+	patch->enabled = false;
+	return lp_try_complete_transition(false);
+}
+
+/*
+ * Disable the patch named @name, or reverse its transition if it is being
+ * enabled.  On success @err holds the message and *@waiting tells whether
+ * the transition goes on.
+ */
+int lp_revert_patch(const char *name, bool *waiting, char *err, size_t errlen)
 {
 	struct lp_patch_rt *patch;
+	bool done = false;
 	int ret = 0;
 
 	pthread_mutex_lock(&lp_mutex);
@@ -393,28 +470,92 @@ int lp_revert_patch(const char *name, char *err, size_t errlen)
 	if (!patch) {
 		snprintf(err, errlen, "no patch named '%s'", name);
 		ret = -ENOENT;
+	} else if (patch == lp_transition_patch && !patch->enabled) {
+		snprintf(err, errlen, "patch '%s' is already being disabled", name);
+		ret = -EINVAL;
+	} else if (patch == lp_transition_patch) {
+		patch->enabled = false;
+		transition_reversed = true;
+		lp_reverse_transition();
+		done = lp_try_complete_transition(false);
 	} else if (lp_transition_patch) {
-		snprintf(err, errlen, "patch '%s' is in transition", lp_transition_patch->name);
+		busy(err, errlen);
 		ret = -EBUSY;
 	} else {
-		lp_init_transition(patch, LP_TASK_UNPATCHED);
-		for (size_t o = 0; o < patch->nobjs; o++) {
-			struct lp_object_rt *obj = &patch->objs[o];
-
-			if (obj->patched && obj->desc->callbacks.pre_unpatch)
-				obj->desc->callbacks.pre_unpatch(obj->desc);
-		}
-		lp_start_transition();
-		patch->enabled = false;
-		lp_try_complete_transition();
-		list_del(&patch->node);
-		list_add_tail(&patch->node, &retired);
+		done = disable_patch(patch);
+	}
+	if (ret == 0) {
+		if (done)
+			retire(patch);
 		snprintf(err, errlen, "patch '%s' disabled", name);
+		*waiting = !done;
 	}
 	pthread_mutex_unlock(&lp_mutex);
-	if (ret == 0)
+	if (ret == 0 && done)
 		lp_reap_retired();
 	return ret;
+}
+
+/*
+ * Kernel: klp_transition_work_fn(), run by the agent on its timer and when
+ * a thread switched itself: one more check of the threads not switched
+ * yet.  True when the transition ended; @end says how.
+ */
+bool lp_transition_work(bool signal_all, struct lp_transition_end *end)
+{
+	struct lp_patch_rt *patch;
+	int target;
+	bool done = false;
+
+	pthread_mutex_lock(&lp_mutex);
+	patch = lp_transition_patch;
+	target = lp_target_state;
+	if (patch && signal_all)
+		lp_log("'%s': signalling remaining threads", patch->name);
+	if (patch && lp_try_complete_transition(signal_all)) {
+		snprintf(end->name, sizeof(end->name), "%s", patch->name);
+		end->target = target;
+		end->forced = patch->forced;
+		end->reversed = transition_reversed;
+		if (target == LP_TASK_UNPATCHED)
+			retire(patch);
+		done = true;
+	}
+	pthread_mutex_unlock(&lp_mutex);
+	return done;
+}
+
+/* Kernel: klp_force_transition(), through the sysfs "force" file. */
+int lp_force(char *msg, size_t len)
+{
+	int n, ret = 0;
+
+	pthread_mutex_lock(&lp_mutex);
+	if (!lp_transition_patch) {
+		snprintf(msg, len, "no patch is in transition");
+		ret = -EINVAL;
+	} else {
+		n = lp_force_transition();
+		snprintf(msg, len, "'%s': transition forced (%d thread%s switched without a check)",
+			 lp_transition_patch->name, n, n == 1 ? "" : "s");
+	}
+	pthread_mutex_unlock(&lp_mutex);
+	return ret;
+}
+
+/* The transition in progress, for the agent's answers: its patch name and direction. */
+bool lp_transition_info(char *name, size_t len, int *target)
+{
+	bool any;
+
+	pthread_mutex_lock(&lp_mutex);
+	any = lp_transition_patch != NULL;
+	if (any) {
+		snprintf(name, len, "%s", lp_transition_patch->name);
+		*target = lp_target_state;
+	}
+	pthread_mutex_unlock(&lp_mutex);
+	return any;
 }
 
 bool lp_have_retired(void)

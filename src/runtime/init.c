@@ -46,19 +46,28 @@ static void drop_from_preload(void)
 	free(kept);
 }
 
-/* No request may be half done in the parent when a child is copied. */
+/*
+ * No request may be half done, and no thread's flags half changed, when a
+ * child is copied: the forking thread's flags then agree with the target
+ * the child inherits, even when the parent reverses the transition at the
+ * same time (seed 000).
+ */
 static void before_fork(void)
 {
 	pthread_mutex_lock(&lp_mutex);
+	lp_tasks_atfork_prepare();
 }
 
 static void after_fork_parent(void)
 {
+	lp_tasks_atfork_parent();
 	pthread_mutex_unlock(&lp_mutex);
 }
 
+/* The child continues any transition with its own agent (agent_main()). */
 static void after_fork_child(void)
 {
+	lp_tasks_atfork_child();
 	pthread_mutex_unlock(&lp_mutex);
 	lp_log_atfork_child();
 	lp_agent_atfork_child();
@@ -69,7 +78,8 @@ static void after_fork_child(void)
 __attribute__((constructor)) static void lp_runtime_init(void)
 {
 	drop_from_preload();
-	if (lp_text_init() < 0 || lp_threads_init() < 0) {
+	lp_transition_setup();
+	if (lp_text_init() < 0 || lp_threads_init() < 0 || lp_tasks_init() < 0) {
 		lp_log("runtime disabled: %s", strerror(errno));
 		return;
 	}

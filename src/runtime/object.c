@@ -122,8 +122,7 @@ static int resolve_funcs(struct lp_object_rt *obj, struct lp_elf *elf, char *err
 		func->old_addr = sym.addr;
 		func->old_size = sym.size;
 		/* Refuse an unpatchable function now, before anything changes. */
-		if (lp_arch_analyse((const uint8_t *)sym.addr, sym.size, sym.addr, &prologue, why,
-				    sizeof(why)) < 0) {
+		if (lp_func_analyse(sym.addr, sym.size, &prologue, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "cannot patch '%s' in %s: %s", func->name,
 				 display_name(obj), why);
 			return -1;

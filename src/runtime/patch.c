@@ -14,7 +14,7 @@
 
 #include "runtime.h"
 
-enum { SLOT_TARGET, SLOT_PATCHED, SLOT_UNPATCHED };
+enum { SLOT_TARGET, SLOT_PATCHED, SLOT_UNPATCHED, SLOT_SWITCH };
 
 static struct list_head ops_list = LIST_HEAD_INIT(ops_list);
 
@@ -37,7 +37,9 @@ static int ops_write_code(struct lp_ops *ops, char *err, size_t errlen)
 	    .slot_target = (uintptr_t)&ops->slots[SLOT_TARGET],
 	    .slot_patched = (uintptr_t)&ops->slots[SLOT_PATCHED],
 	    .slot_unpatched = (uintptr_t)&ops->slots[SLOT_UNPATCHED],
-	    .state_tpoff = lp_task_state_tpoff(),
+	    .slot_switch = (uintptr_t)&ops->slots[SLOT_SWITCH],
+	    .state_tpoff = lp_task_tpoff(&lp_current.state),
+	    .pending_tpoff = lp_task_tpoff(&lp_current.pending),
 	    .state_unpatched = LP_TASK_UNPATCHED,
 	};
 	ssize_t n;
@@ -53,8 +55,9 @@ static int ops_write_code(struct lp_ops *ops, char *err, size_t errlen)
 			     ops->orig, ops->insn_map, err, errlen);
 	if (n < 0)
 		return -1;
-	for (int i = 0; i < LP_TRAMP_SLOTS; i++)
+	for (int i = SLOT_TARGET; i <= SLOT_UNPATCHED; i++)
 		ops->slots[i] = ops->orig;
+	ops->slots[SLOT_SWITCH] = (uintptr_t)lp_arch_switch_entry;
 	if (lp_text_write(ops->stubs, code, ops->off.size + (size_t)n) < 0) {
 		snprintf(err, errlen, "cannot write the trampoline: %s", strerror(errno));
 		return -1;
@@ -89,30 +92,44 @@ static bool ops_matches(const struct lp_ops *ops, const struct lp_prologue *p)
 	       memcmp(ops->prologue.orig, p->orig, p->len) == 0;
 }
 
-static uintptr_t impl(const struct lp_ops *ops, const struct lp_func_rt *func)
+uintptr_t lp_func_impl(const struct lp_ops *ops, const struct lp_func_rt *func)
 {
 	if (!func || func->nop)
 		return ops->orig;
 	return (uintptr_t)func->new_func;
 }
 
+/* The func below @func on its function's stack, or NULL (kernel: the next in func_stack). */
+struct lp_func_rt *lp_func_below(const struct lp_func_rt *func)
+{
+	if (!func->ops || func->stack_node.next == &func->ops->func_stack)
+		return NULL;
+	return list_entry(func->stack_node.next, struct lp_func_rt, stack_node);
+}
+
 /*
  * The ftrace handler's choice, precomputed: the top of the stack, or while
  * it is in transition, per thread between the top and the one below it.
+ *
+ * A thread may sit in the slow stub for any time between reading the target
+ * slot and reading the others, so every slot must be right for any state
+ * that thread may hold by then.  Out of transition every slot holds the top,
+ * whatever the state.  In transition the patched and unpatched slots are
+ * stored before the target leads to the slow stub, so that a thread that
+ * got there sees them for this transition.
  */
 void lp_ops_update(struct lp_ops *ops)
 {
 	struct lp_func_rt *top =
 	    list_first_entry_or_null(&ops->func_stack, struct lp_func_rt, stack_node);
-	struct lp_func_rt *next = NULL;
-	uintptr_t target;
+	uintptr_t impl = lp_func_impl(ops, top);
+	bool transition = top && top->transition;
 
-	if (top && top->stack_node.next != &ops->func_stack)
-		next = list_entry(top->stack_node.next, struct lp_func_rt, stack_node);
-	atomic_store((_Atomic uintptr_t *)&ops->slots[SLOT_PATCHED], impl(ops, top));
-	atomic_store((_Atomic uintptr_t *)&ops->slots[SLOT_UNPATCHED], impl(ops, next));
-	target = top && top->transition ? ops->stubs + ops->off.slow : impl(ops, top);
-	atomic_store((_Atomic uintptr_t *)&ops->slots[SLOT_TARGET], target);
+	atomic_store((_Atomic uintptr_t *)&ops->slots[SLOT_PATCHED], impl);
+	atomic_store((_Atomic uintptr_t *)&ops->slots[SLOT_UNPATCHED],
+		     transition ? lp_func_impl(ops, lp_func_below(top)) : impl);
+	atomic_store((_Atomic uintptr_t *)&ops->slots[SLOT_TARGET],
+		     transition ? ops->stubs + ops->off.slow : impl);
 }
 
 static int patch_func(struct lp_func_rt *func, const struct lp_prologue *prologue, char *err,
@@ -159,14 +176,28 @@ void lp_unpatch_object(struct lp_object_rt *obj)
 	obj->patched = false;
 }
 
+/*
+ * Analyse the function at @addr.  Once it is redirected its first bytes are
+ * our jump: its own were analysed when the jump went in.
+ */
+int lp_func_analyse(uintptr_t addr, size_t size, struct lp_prologue *p, char *why, size_t len)
+{
+	const struct lp_ops *ops = ops_find(addr);
+
+	if (ops && ops->installed) {
+		*p = ops->prologue;
+		return 0;
+	}
+	return lp_arch_analyse((const uint8_t *)addr, size, addr, p, why, len);
+}
+
 int lp_patch_object(struct lp_object_rt *obj, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < obj->nfuncs; i++) {
 		struct lp_func_rt *func = &obj->funcs[i];
 		struct lp_prologue prologue;
 
-		if (lp_arch_analyse((const uint8_t *)func->old_addr, func->old_size, func->old_addr,
-				    &prologue, err, errlen) < 0 ||
+		if (lp_func_analyse(func->old_addr, func->old_size, &prologue, err, errlen) < 0 ||
 		    patch_func(func, &prologue, err, errlen) < 0) {
 			lp_unpatch_object(obj);
 			return -1;

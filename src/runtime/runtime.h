@@ -28,16 +28,34 @@ enum lp_task_state {
 	LP_TASK_PATCHED = 2,
 };
 
+/* The pending byte: who may change the thread's state right now. */
+enum lp_task_pending {
+	LP_PENDING_NONE = 0,  /* switched, or no transition */
+	LP_PENDING = 1,	      /* must still switch to the transition's target */
+	LP_PENDING_AGENT = 2, /* the agent is switching it: the thread waits */
+	LP_PENDING_SELF = 3,  /* the thread is checking its own stack */
+};
+
+/*
+ * A thread's part in the consistency model (kernel: task->patch_state and
+ * TIF_PATCH_PENDING).  The first two bytes are read by the stubs.
+ */
 struct lp_task {
-	uint8_t state;	 /* enum lp_task_state */
-	uint8_t pending; /* must still switch to the transition's target */
+	_Atomic uint8_t state;	 /* enum lp_task_state */
+	_Atomic uint8_t pending; /* enum lp_task_pending */
+	bool attached;		 /* known to the registry (task.c) */
+	/* Failed self-checks: each one sent the thread into a function its
+	 * state forbade switching away from.  The agent's verdicts on older
+	 * snapshots of the stack are void once this moves. */
+	_Atomic uint32_t fails;
+	uintptr_t stack_lo, stack_hi; /* the thread's stack, for its own check */
 };
 
 /* Initial-exec TLS: a fixed %fs offset the stubs can read directly. */
 extern __thread struct lp_task lp_current __attribute__((tls_model("initial-exec")));
 
-/* %fs-relative offset of lp_current.state, the same in every thread. */
-int32_t lp_task_state_tpoff(void);
+/* %fs-relative offset of a field of lp_current, the same in every thread. */
+int32_t lp_task_tpoff(const void *field);
 
 /* One original function redirected by one or more patches (kernel: klp_ops). */
 struct lp_ops {
@@ -48,7 +66,7 @@ struct lp_ops {
 	struct lp_stub_offsets off;
 	uintptr_t orig; /* relocated displaced bytes + jump back */
 	uint8_t insn_map[LP_MAX_INSNS];
-	uintptr_t *slots; /* target, patched, unpatched */
+	uintptr_t *slots; /* target, patched, unpatched, switch */
 	bool installed;	  /* the entry jump is in place */
 };
 
@@ -56,11 +74,13 @@ struct lp_ops {
 struct lp_func_rt {
 	struct list_head stack_node; /* in ops->func_stack */
 	const struct lp_func *desc;  /* NULL for a nop */
+	struct lp_patch_rt *patch;
 	char *name;
 	unsigned long sympos;
 	uintptr_t old_addr;
 	size_t old_size;
 	void *new_func;
+	size_t new_size; /* 0: unknown, the patch's whole text stands for it */
 	struct lp_ops *ops;
 	bool nop;
 	bool patched;
@@ -89,6 +109,7 @@ struct lp_patch_rt {
 	char *path;
 	void *handle; /* dlopen handle */
 	int fd;	      /* the file, open while loaded: see core.c */
+	uintptr_t bias; /* load bias of the patch's shared object */
 	uintptr_t text_lo, text_hi;
 	struct lp_object_rt *objs;
 	size_t nobjs;
@@ -99,30 +120,97 @@ struct lp_patch_rt {
 /* core.c: the patch list and its mutex (kernel: klp_mutex). */
 extern pthread_mutex_t lp_mutex;
 extern struct list_head lp_patches;
-int lp_apply_patch(int fd, const char *path, char *err, size_t errlen);
-int lp_revert_patch(const char *name, char *err, size_t errlen);
+int lp_apply_patch(int fd, const char *path, bool *waiting, char *err, size_t errlen);
+int lp_revert_patch(const char *name, bool *waiting, char *err, size_t errlen);
+int lp_force(char *msg, size_t len);
+bool lp_transition_info(char *name, size_t len, int *target);
 void lp_reap_retired(void);
 bool lp_have_retired(void);
+
+/* How a transition ended, for whoever waits for it (the agent's clients). */
+struct lp_transition_end {
+	char name[LP_NAME_MAX];
+	int target;  /* LP_TASK_PATCHED or LP_TASK_UNPATCHED */
+	bool forced; /* lpatch force ended it */
+	bool reversed;
+};
+/* Kernel: klp_transition_work_fn().  True when the transition ended: @end says how. */
+bool lp_transition_work(bool signal_all, struct lp_transition_end *end);
 
 /* object.c: finding and resolving the objects a patch names. */
 int lp_object_resolve(struct lp_object_rt *obj, char *err, size_t errlen);
 void lp_object_release(struct lp_object_rt *obj);
 
 /* patch.c: func stacks and redirects (kernel: patch.c). */
+int lp_func_analyse(uintptr_t addr, size_t size, struct lp_prologue *p, char *why, size_t len);
 int lp_patch_object(struct lp_object_rt *obj, char *err, size_t errlen);
 void lp_unpatch_object(struct lp_object_rt *obj);
 void lp_ops_update(struct lp_ops *ops);
+struct lp_func_rt *lp_func_below(const struct lp_func_rt *func);
+uintptr_t lp_func_impl(const struct lp_ops *ops, const struct lp_func_rt *func);
+
+/* task.c: the threads of the process (kernel: the task list). */
+struct lp_thread {
+	struct list_head node;	/* in lp_thread_list */
+	pid_t tid;		/* 0 until the thread runs */
+	struct lp_task *task;	/* its lp_current; NULL until it runs */
+	uint8_t state, pending; /* a thread not running yet: what it starts with */
+	const char *blocking;	/* last check: the function that kept it, or NULL */
+	char reason[96];	/* last check: why it has not switched, or "" */
+};
+extern pthread_mutex_t lp_threads_lock;
+extern struct list_head lp_thread_list;
+int lp_tasks_init(void);
+void lp_task_attach_self(void);
+void lp_tasks_atfork_prepare(void);
+void lp_tasks_atfork_parent(void);
+void lp_tasks_atfork_child(void);
+/* Under lp_threads_lock: */
+int lp_thread_state(const struct lp_thread *t);
+int lp_thread_pending(const struct lp_thread *t);
+void lp_thread_set(struct lp_thread *t, int state, int pending);
+void lp_thread_mark_pending(struct lp_thread *t, int target);
+struct lp_thread *lp_thread_find(pid_t tid, const struct lp_task *task);
+struct lp_thread *lp_thread_find_tid(pid_t tid);
+
+/* forbidden.c: the code a switching thread must not be running. */
+struct lp_range {
+	uintptr_t lo, hi;
+	const char *name; /* the replaced function's name */
+};
+struct lp_forbidden {
+	size_t n;
+	struct lp_range r[]; /* sorted, disjoint */
+};
+struct lp_forbidden *lp_forbidden_build(const struct lp_patch_rt *patch, int target);
+const struct lp_range *lp_forbidden_find(const struct lp_forbidden *f, uintptr_t addr);
 
 /* transition.c: the consistency model (kernel: transition.c). */
 extern struct lp_patch_rt *lp_transition_patch;
 extern int lp_target_state;
+extern _Atomic int lp_switch_target;
+extern struct lp_forbidden *_Atomic lp_switch_forbidden;
+void lp_transition_setup(void);
 void lp_init_transition(struct lp_patch_rt *patch, int state);
 void lp_start_transition(void);
-bool lp_try_complete_transition(void);
+bool lp_try_complete_transition(bool signal_all);
+void lp_reverse_transition(void);
+int lp_force_transition(void);
 void lp_cancel_transition(void);
+void lp_transition_counts(size_t *total, size_t *pending);
+
+/* check.c: the agent's checks of other threads' stacks. */
+size_t lp_check_threads(const struct lp_forbidden *f, int target, bool signal_all);
+void lp_check_release(void);
+
+/* selfswitch.c: a pending thread switching itself at a function's entry. */
+void lp_task_self_switch(uintptr_t sp);
+bool lp_stack_words_clean(const struct lp_forbidden *f, const uintptr_t *from,
+			  const uintptr_t *end);
 
 /* tramp.c: trampoline memory within reach of a function. */
 int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err, size_t errlen);
+bool lp_tramp_contains(uintptr_t addr);
 #define LP_TRAMP_CODE_SIZE 128
 #define LP_TRAMP_SLOTS	   4
 
@@ -146,8 +234,25 @@ typedef int (*lp_visit_fn)(struct lp_thread_ctx *ctx, void *arg);
 int lp_threads_init(void);
 int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
 		     size_t errlen);
+bool lp_thread_read_blocked(struct lp_thread_ctx *ctx);
 bool lp_thread_still_blocked(const struct lp_thread_ctx *ctx);
 int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err, size_t errlen);
+
+/* A copy of a thread's registers and stack, taken by the thread itself in the visit signal. */
+struct lp_snapshot {
+	pid_t tid;
+	bool arrived;
+	struct lp_task *task; /* the thread's lp_current */
+	uint32_t fails;	      /* its lp_current.fails when the copy was taken */
+	uint64_t gregs[23];   /* ucontext gregs (REG_R8 ... REG_CR2) */
+	uintptr_t stack_lo;   /* the copy holds [stack_lo, stack_lo + stack_len) */
+	size_t stack_len;
+	bool stack_whole; /* ... up to the top of the thread's stack */
+	uint8_t *buf;
+	size_t bufsize;
+};
+int lp_threads_snapshot(struct lp_snapshot *snaps, size_t n, int timeout_ms, char *err,
+			size_t errlen);
 
 /* log.c: the event log (kernel: the "livepatch:" lines in dmesg). */
 void lp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -160,5 +265,6 @@ char *lp_status_json(bool threads);
 /* agent.c */
 int lp_agent_start(void);
 void lp_agent_atfork_child(void);
+void lp_agent_kick(void);
 
 #endif /* LP_RUNTIME_H */

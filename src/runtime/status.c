@@ -74,42 +74,86 @@ static json_object *patch_json(const struct lp_patch_rt *patch, int order)
 	return j;
 }
 
+static const char *state_name(int state)
+{
+	switch (state) {
+	case LP_TASK_UNPATCHED:
+		return "unpatched";
+	case LP_TASK_PATCHED:
+		return "patched";
+	default:
+		return "idle";
+	}
+}
+
 static json_object *transition_json(void)
 {
+	size_t total, pending;
 	json_object *j;
 
 	if (!lp_transition_patch)
 		return NULL;
+	lp_transition_counts(&total, &pending);
 	j = json_object_new_object();
 	json_object_object_add(j, "patch", json_object_new_string(lp_transition_patch->name));
-	json_object_object_add(
-	    j, "target",
-	    json_object_new_string(lp_target_state == LP_TASK_PATCHED ? "patched" : "unpatched"));
+	json_object_object_add(j, "target", json_object_new_string(state_name(lp_target_state)));
+	json_object_object_add(j, "threads_total", json_object_new_uint64(total));
+	json_object_object_add(j, "threads_pending", json_object_new_uint64(pending));
 	return j;
 }
 
-/*
- * Every thread with its patch state.  No transition lasts beyond the
- * request that starts it yet, so a thread seen from here is always IDLE.
- */
+/* The thread's name (comm), or NULL when it is gone. */
+static json_object *thread_name(int tid)
+{
+	char path[64], name[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	if (fgets(name, sizeof(name), f))
+		name[strcspn(name, "\n")] = '\0';
+	fclose(f);
+	return json_object_new_string(name);
+}
+
+static json_object *thread_json(int tid)
+{
+	const struct lp_thread *t = lp_thread_find_tid(tid);
+	json_object *j = json_object_new_object();
+
+	json_object_object_add(j, "tid", json_object_new_int(tid));
+	json_object_object_add(j, "name", thread_name(tid));
+	json_object_object_add(
+	    j, "state", json_object_new_string(t ? state_name(lp_thread_state(t)) : "unknown"));
+	json_object_object_add(
+	    j, "pending", json_object_new_boolean(t && lp_thread_pending(t) != LP_PENDING_NONE));
+	json_object_object_add(j, "blocking_function",
+			       json_string_or_null(t ? t->blocking : NULL));
+	if (!t)
+		json_object_object_add(j, "reason",
+				       json_object_new_string("not created through pthread_create(): "
+							      "the runtime does not manage it"));
+	else
+		json_object_object_add(j, "reason",
+				       json_string_or_null(t->reason[0] ? t->reason : NULL));
+	return j;
+}
+
+/* Every thread of the process with its patch state (kernel: /proc/PID/patch_state). */
 static json_object *threads_json(void)
 {
 	json_object *arr = json_object_new_array();
 	DIR *dir = opendir("/proc/self/task");
 	struct dirent *de;
 
+	pthread_mutex_lock(&lp_threads_lock);
 	while (dir && (de = readdir(dir))) {
-		json_object *j;
-
-		if (atoi(de->d_name) <= 0)
-			continue;
-		j = json_object_new_object();
-		json_object_object_add(j, "tid", json_object_new_int(atoi(de->d_name)));
-		json_object_object_add(j, "state", json_object_new_string("idle"));
-		json_object_object_add(j, "pending", json_object_new_boolean(false));
-		json_object_object_add(j, "blocking_function", NULL);
-		json_object_array_add(arr, j);
+		if (atoi(de->d_name) > 0)
+			json_object_array_add(arr, thread_json(atoi(de->d_name)));
 	}
+	pthread_mutex_unlock(&lp_threads_lock);
 	if (dir)
 		closedir(dir);
 	return arr;

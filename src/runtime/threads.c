@@ -31,11 +31,13 @@
 
 #define VISIT_SIGNAL	 (SIGRTMAX - 2)
 #define VISIT_TIMEOUT_MS 2000
+#define RED_ZONE	 128
 
 enum slot_state {
 	SLOT_IDLE,	/* handled from /proc, or not a thread to signal */
 	SLOT_WAITING,	/* signal sent */
-	SLOT_ARRIVED,	/* the thread is held in the handler */
+	SLOT_COPYING,	/* the thread is copying its snapshot */
+	SLOT_ARRIVED,	/* the thread is held in the handler, or its snapshot is done */
 	SLOT_RELEASED,	/* the agent is done with it */
 	SLOT_CANCELLED, /* gave up waiting: a late handler must not stop */
 };
@@ -44,6 +46,7 @@ struct visit_slot {
 	pid_t tid;
 	_Atomic int state;
 	void *uc;
+	struct lp_snapshot *snap; /* a snapshot visit: copy, do not wait */
 };
 
 struct visit {
@@ -77,6 +80,41 @@ static struct visit_slot *find_slot(struct visit *v, pid_t tid)
 	return NULL;
 }
 
+/*
+ * Copy the interrupted context and the live part of the stack, through
+ * process_vm_readv so that an odd stack cannot fault the handler and the
+ * sanitizers do not see reads of other frames.
+ */
+static void take_snapshot(struct lp_snapshot *snap, const ucontext_t *uc)
+{
+	const struct lp_task *t = &lp_current;
+	uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+	uintptr_t lo = sp > RED_ZONE ? sp - RED_ZONE : 0, hi = lo + snap->bufsize;
+	struct iovec local, remote;
+	ssize_t got;
+
+	for (int i = 0; i < NGREG; i++)
+		snap->gregs[i] = (uint64_t)uc->uc_mcontext.gregs[i];
+	snap->task = &lp_current;
+	snap->fails = atomic_load(&lp_current.fails);
+	snap->stack_lo = lo;
+	snap->stack_len = 0;
+	snap->stack_whole = false;
+	if (!t->stack_hi || sp < t->stack_lo || sp >= t->stack_hi)
+		return;
+	if (hi >= t->stack_hi) {
+		hi = t->stack_hi;
+		snap->stack_whole = true;
+	}
+	local = (struct iovec){snap->buf, hi - lo};
+	remote = (struct iovec){(void *)lo, hi - lo};
+	got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	if (got > 0)
+		snap->stack_len = (size_t)got;
+	if (got != (ssize_t)(hi - lo))
+		snap->stack_whole = false;
+}
+
 static void visit_handler(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
@@ -90,7 +128,14 @@ static void visit_handler(int sig, siginfo_t *si, void *uc)
 	atomic_fetch_add(&visit_users, 1);
 	v = atomic_load(&current_visit);
 	slot = v ? find_slot(v, (pid_t)syscall(SYS_gettid)) : NULL;
-	if (slot) {
+	if (slot && slot->snap) {
+		if (atomic_compare_exchange_strong(&slot->state, &expected, SLOT_COPYING)) {
+			take_snapshot(slot->snap, uc);
+			atomic_store(&slot->state, SLOT_ARRIVED);
+			atomic_fetch_add(&v->arrivals, 1);
+			futex(&v->arrivals, FUTEX_WAKE_PRIVATE, 1, NULL);
+		}
+	} else if (slot) {
 		slot->uc = uc;
 		if (atomic_compare_exchange_strong(&slot->state, &expected, SLOT_ARRIVED)) {
 			atomic_fetch_add(&v->arrivals, 1);
@@ -226,7 +271,7 @@ static unsigned long context_switches(pid_t tid)
 	return total;
 }
 
-static bool read_blocked(struct lp_thread_ctx *ctx)
+bool lp_thread_read_blocked(struct lp_thread_ctx *ctx)
 {
 	ctx->switches = context_switches(ctx->tid);
 	return blocked_context(ctx->tid, &ctx->pc, &ctx->sp);
@@ -354,13 +399,75 @@ static void retire_visit(struct visit *v)
 		for (size_t i = 0; i < v->n; i++) {
 			int arrived = SLOT_ARRIVED;
 
-			if (atomic_compare_exchange_strong(&v->slots[i].state, &arrived,
+			if (!v->slots[i].snap &&
+			    atomic_compare_exchange_strong(&v->slots[i].state, &arrived,
 							   SLOT_RELEASED))
 				futex(&v->slots[i].state, FUTEX_WAKE_PRIVATE, 1, NULL);
 		}
 		sched_yield();
 	}
+	for (size_t i = 0; i < v->n; i++)
+		if (v->slots[i].snap)
+			v->slots[i].snap->arrived = atomic_load(&v->slots[i].state) == SLOT_ARRIVED;
 	free(v->slots);
+}
+
+static size_t count_arrived(struct visit *v)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < v->n; i++)
+		n += atomic_load(&v->slots[i].state) == SLOT_ARRIVED;
+	return n;
+}
+
+/*
+ * Have the threads of @snaps copy their registers and stacks, all at once;
+ * each returns to what it was doing as soon as its copy is taken.  Waits at
+ * most @timeout_ms; a thread that has not answered by then (it blocks the
+ * signal) has snap->arrived false.
+ */
+int lp_threads_snapshot(struct lp_snapshot *snaps, size_t n, int timeout_ms, char *err,
+			size_t errlen)
+{
+	struct visit v = {.n = n};
+	struct timespec deadline;
+	size_t outstanding = 0;
+
+	if (!handler_is_ours()) {
+		snprintf(err, errlen,
+			 "signal %d, which lpatch uses to reach threads, was "
+			 "taken over by the application",
+			 VISIT_SIGNAL);
+		return -1;
+	}
+	v.slots = calloc(n ? n : 1, sizeof(*v.slots));
+	if (!v.slots) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		v.slots[i] = (struct visit_slot){.tid = snaps[i].tid, .snap = &snaps[i]};
+	qsort(v.slots, n, sizeof(*v.slots), cmp_tid);
+	atomic_store(&current_visit, &v);
+	for (size_t i = 0; i < n; i++)
+		outstanding += (size_t)signal_thread(&v.slots[i]);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_nsec += (long)timeout_ms * 1000000L;
+	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+	deadline.tv_nsec %= 1000000000L;
+	for (;;) {
+		int seen = atomic_load(&v.arrivals);
+		long left = ms_left(&deadline);
+
+		if (count_arrived(&v) >= outstanding || left <= 0)
+			break;
+		struct timespec ts = {left / 1000, (left % 1000) * 1000000};
+
+		futex(&v.arrivals, FUTEX_WAIT_PRIVATE, seen, &ts);
+	}
+	retire_visit(&v);
+	return 0;
 }
 
 /*
@@ -392,7 +499,7 @@ int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char
 	for (size_t i = 0; i < v.n && ret >= 0; i++) {
 		struct lp_thread_ctx ctx = {.tid = v.slots[i].tid};
 
-		if (read_blocked(&ctx) && (ctx.pc < lo || ctx.pc >= hi)) {
+		if (lp_thread_read_blocked(&ctx) && (ctx.pc < lo || ctx.pc >= hi)) {
 			ret = fn(&ctx, arg);
 			if (ret <= 0)
 				continue;

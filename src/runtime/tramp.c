@@ -8,6 +8,7 @@
  * (the pointers the stubs jump through, changed at run time).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +24,13 @@
 #define HIGHEST_ADDR 0x7ffffffff000ul
 
 struct chunk {
-	struct chunk *next;
+	struct chunk *_Atomic next;
 	uintptr_t base; /* code page; the slot page follows */
 	unsigned used;
 };
 
-static struct chunk *chunks;
+/* Only ever grows, at its head: lp_tramp_contains() reads it without a lock. */
+static struct chunk *_Atomic chunks;
 
 static uintptr_t distance(uintptr_t a, uintptr_t b)
 {
@@ -90,8 +92,8 @@ static struct chunk *chunk_new(uintptr_t near, char *err, size_t errlen)
 			break;
 		}
 		c->base = (uintptr_t)p;
-		c->next = chunks;
-		chunks = c;
+		c->next = atomic_load(&chunks);
+		atomic_store(&chunks, c);
 		return c;
 	}
 	snprintf(err, errlen, "no room for a trampoline within 1 GiB of %#lx", (unsigned long)near);
@@ -109,7 +111,7 @@ int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err
 {
 	struct chunk *c;
 
-	for (c = chunks; c; c = c->next)
+	for (c = atomic_load(&chunks); c; c = c->next)
 		if (c->used < PER_CHUNK && distance(c->base, near) < REACH)
 			break;
 	if (!c && !(c = chunk_new(near, err, errlen)))
@@ -118,4 +120,16 @@ int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err
 	*slots = (uintptr_t *)(c->base + PAGE) + c->used * LP_TRAMP_SLOTS;
 	c->used++;
 	return 0;
+}
+
+/*
+ * Whether @addr lies in trampoline code: a thread there is between a
+ * function's entry and its implementation.  Async-signal-safe.
+ */
+bool lp_tramp_contains(uintptr_t addr)
+{
+	for (struct chunk *c = atomic_load(&chunks); c; c = c->next)
+		if (addr >= c->base && addr < c->base + PAGE)
+			return true;
+	return false;
 }

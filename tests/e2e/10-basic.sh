@@ -10,17 +10,17 @@
 start_target demo
 expect_reply "call compute 5" 22 "before the patch"
 
-# Every thread switches at once: a thread already inside the old compute()
-# finishes it with the old code, every call made after the apply gets the
-# new code, and the transition is over when apply returns.
+# A thread already inside the old compute() keeps the old code until it
+# returns; every other thread switches, and the transition ends with it.
 expect_reply block blocked
-apply fix
-status_json
-jq_true '.transition == null' "no transition left after apply"
-assert_patches fix
+apply fix --no-wait
 expect_reply "call compute 5" 500 "patched, while a thread is inside the old code"
 expect_reply "call compute 0" 0
+status_json
+jq_true '.transition.patch == "fix"' "the parked thread holds the transition"
 expect_reply release "released 10" "the parked thread finished the old code"
+wait_until "the transition to complete" no_transition
+assert_patches fix
 expect_reply "call compute 5" 500 "patched"
 
 revert fix

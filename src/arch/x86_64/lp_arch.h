@@ -63,14 +63,17 @@ int lp_arch_encode_jmp(uint8_t buf[LP_JMP_SIZE], uintptr_t from, uintptr_t to);
 /*
  * The dispatch stubs of one redirected function.  Pointers the runtime
  * changes at any time (atomically, 8-byte aligned) live in slots outside the
- * code; the code only jumps through them.
+ * code; the code only jumps through them.  The per-thread fields are bytes
+ * of the thread's initial-exec TLS, addressed %fs-relative.
  */
 struct lp_stub_layout {
 	uintptr_t at;		  /* where the stubs will run */
 	uintptr_t slot_target;	  /* entry: jmp *slot_target */
 	uintptr_t slot_patched;	  /* slow: for threads not UNPATCHED */
 	uintptr_t slot_unpatched; /* slow: for UNPATCHED threads */
-	int32_t state_tpoff;	  /* %fs-relative offset of the thread's state byte */
+	uintptr_t slot_switch;	  /* slow: called for a pending thread */
+	int32_t state_tpoff;	  /* the thread's state byte */
+	int32_t pending_tpoff;	  /* its pending byte: non-zero calls slot_switch */
 	uint8_t state_unpatched;  /* the state value meaning UNPATCHED */
 };
 
@@ -83,13 +86,26 @@ struct lp_stub_offsets {
 /*
  * Emit the entry and slow stubs into @buf:
  *   entry: jmp *slot_target(%rip)
- *   slow:  cmpb $state_unpatched, %fs:state_tpoff
- *          je 1f
+ *   slow:  cmpb $0, %fs:pending
+ *          jne 3f
+ *       1: cmpb $state_unpatched, %fs:state
+ *          je 2f
  *          jmp *slot_patched(%rip)
- *       1: jmp *slot_unpatched(%rip)
+ *       2: jmp *slot_unpatched(%rip)
+ *       3: call *slot_switch(%rip)
+ *          jmp 1b
+ * The function called through slot_switch must preserve every register that
+ * may carry an argument.
  * Returns 0, or -1 when a slot is out of RIP-relative reach or @buf too small.
  */
 int lp_arch_emit_stubs(const struct lp_stub_layout *l, uint8_t *buf, size_t bufsize,
 		       struct lp_stub_offsets *off);
+
+/*
+ * The function the slow stub calls for a pending thread (switch.S): saves
+ * the argument registers, calls lp_task_self_switch(sp) with the stack
+ * pointer the patched function was entered with, restores them.
+ */
+void lp_arch_switch_entry(void);
 
 #endif /* LP_ARCH_H */

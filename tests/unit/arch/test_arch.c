@@ -409,68 +409,116 @@ static void test_encode_jmp(void)
 	CHECK_EQ(lp_arch_encode_jmp(b, FUNC_ADDR + FAR, FUNC_ADDR), -1);
 }
 
-/* Decode the stub instruction at @off and return its memory target. */
-static uintptr_t stub_mem_target(const uint8_t *buf, size_t n, uintptr_t at, size_t off,
-				 ZydisMnemonic want)
-{
-	ZydisDecodedInstruction zi;
-	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-	ZyanU64 t = 0;
+/*
+ * The stubs, run: a thread-local state and pending byte like the runtime's,
+ * the stubs in an executable page, and two implementations that tell which
+ * one ran.  The switch hook clobbers every register it may, to prove that
+ * the stub's call keeps the arguments of the function being entered.
+ */
+struct stub_task {
+	uint8_t state, pending;
+};
+static __thread struct stub_task stub_task __attribute__((tls_model("initial-exec")));
+static int switch_calls;
+static uintptr_t switch_sp;
 
-	if (!decode(buf + off, n - off, &zi, ops) || zi.mnemonic != want)
-		return 0;
-	CHECK_EQ(ops[0].type, ZYDIS_OPERAND_TYPE_MEMORY);
-	ZydisCalcAbsoluteAddress(&zi, &ops[0], at + off, &t);
-	return (uintptr_t)t;
+/* Called by lp_arch_switch_entry: the runtime's hook, here a stand-in. */
+void lp_task_self_switch(uintptr_t sp);
+void lp_task_self_switch(uintptr_t sp)
+{
+	switch_calls++;
+	switch_sp = sp;
+	stub_task.state = 2; /* switched to "patched" */
+	stub_task.pending = 0;
+	__asm__ volatile("mov $-1, %%rdi; mov $-1, %%rsi; mov $-1, %%rdx; mov $-1, %%rcx\n"
+			 "mov $-1, %%r8; mov $-1, %%r9; mov $-1, %%r10; mov $-1, %%r11\n"
+			 "mov $-1, %%rax; pcmpeqd %%xmm0, %%xmm0; pcmpeqd %%xmm7, %%xmm7"
+			 :
+			 :
+			 : "rdi", "rsi", "rdx", "rcx", "r8", "r9", "r10", "r11", "rax", "xmm0",
+			   "xmm7");
+}
+
+typedef double (*args_fn)(long, long, long, long, long, long, double, double);
+
+static __attribute__((noipa)) double impl_patched(long a, long b, long c, long d, long e, long f,
+						   double x, double y)
+{
+	return 1000 + a + b + c + d + e + f + x + y;
+}
+
+static __attribute__((noipa)) double impl_unpatched(long a, long b, long c, long d, long e, long f,
+						     double x, double y)
+{
+	return 2000 + a + b + c + d + e + f + x + y;
+}
+
+static int32_t tls_off(const void *field)
+{
+	uintptr_t tp;
+
+	__asm__("mov %%fs:0, %0" : "=r"(tp));
+	return (int32_t)((intptr_t)field - (intptr_t)tp);
+}
+
+static double call_stub(uintptr_t at)
+{
+	return ((args_fn)at)(1, 2, 3, 4, 5, 6, 0.5, 0.25);
 }
 
 static void test_stubs(void)
 {
+	uint8_t *page = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t *slots = (uintptr_t *)(page + 4096);
 	struct lp_stub_layout l = {
-		.at = 0x7f0000100008,
-		.slot_target = 0x7f0000200000,
-		.slot_patched = 0x7f0000200008,
-		.slot_unpatched = 0x7f0000200010,
-		.state_tpoff = -0x48,
-		.state_unpatched = 2,
+		.at = (uintptr_t)page,
+		.slot_target = (uintptr_t)&slots[0],
+		.slot_patched = (uintptr_t)&slots[1],
+		.slot_unpatched = (uintptr_t)&slots[2],
+		.slot_switch = (uintptr_t)&slots[3],
+		.state_tpoff = tls_off(&stub_task.state),
+		.pending_tpoff = tls_off(&stub_task.pending),
+		.state_unpatched = 1,
 	};
-	ZydisDecodedInstruction zi;
-	ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
 	struct lp_stub_offsets off;
-	uint8_t buf[128];
-	size_t pos, len;
+	const double sum = 21.75;
 
-	CHECK_EQ(lp_arch_emit_stubs(&l, buf, sizeof(buf), &off), 0);
+	CHECK(page != MAP_FAILED);
+	CHECK_EQ(lp_arch_emit_stubs(&l, page, 128, &off), 0);
 	CHECK_EQ(off.entry, 0);
 	CHECK_EQ((l.at + off.slow) % 16, 0);
-	CHECK(off.size <= sizeof(buf));
-	CHECK_EQ(stub_mem_target(buf, off.size, l.at, off.entry, ZYDIS_MNEMONIC_JMP),
-		 l.slot_target);
+	CHECK(off.size <= 128);
+	slots[0] = l.at + off.slow;
+	slots[1] = (uintptr_t)impl_patched;
+	slots[2] = (uintptr_t)impl_unpatched;
+	slots[3] = (uintptr_t)lp_arch_switch_entry;
 
-	pos = off.slow;
-	len = decode(buf + pos, off.size - pos, &zi, ops);
-	CHECK_EQ(zi.mnemonic, ZYDIS_MNEMONIC_CMP);
-	CHECK_EQ(ops[0].type, ZYDIS_OPERAND_TYPE_MEMORY);
-	CHECK_EQ(ops[0].mem.segment, ZYDIS_REGISTER_FS);
-	CHECK_EQ(ops[0].mem.base, ZYDIS_REGISTER_NONE);
-	CHECK_EQ(ops[0].mem.disp.value, l.state_tpoff);
-	CHECK_EQ(ops[0].size, 8);
-	CHECK_EQ(ops[1].imm.value.u, l.state_unpatched);
+	/* The entry jumps through the target slot, the slow stub by state. */
+	stub_task.state = 1;
+	CHECK(call_stub(l.at + off.entry) == 2000 + sum);
+	stub_task.state = 2;
+	CHECK(call_stub(l.at + off.entry) == 1000 + sum);
+	stub_task.state = 0; /* idle: not unpatched */
+	CHECK(call_stub(l.at + off.slow) == 1000 + sum);
+	slots[0] = (uintptr_t)impl_unpatched;
+	CHECK(call_stub(l.at + off.entry) == 2000 + sum);
+	CHECK_EQ(switch_calls, 0);
 
-	pos += len;
-	len = decode(buf + pos, off.size - pos, &zi, ops);
-	CHECK_EQ(zi.mnemonic, ZYDIS_MNEMONIC_JZ);
-	CHECK_EQ(target_of(buf + pos, len, l.at + pos, 0), l.at + pos + len + 6);
+	/* A pending thread: the hook runs first, with the entry stack pointer,
+	 * and the dispatch follows the state it left, arguments intact. */
+	slots[0] = l.at + off.slow;
+	stub_task.state = 1;
+	stub_task.pending = 1;
+	CHECK(call_stub(l.at + off.entry) == 1000 + sum);
+	CHECK_EQ(switch_calls, 1);
+	CHECK(switch_sp % 16 == 8); /* a function's entry: its return address on top */
+	CHECK_EQ(stub_task.pending, 0);
 
-	pos += len;
-	CHECK_EQ(stub_mem_target(buf, off.size, l.at, pos, ZYDIS_MNEMONIC_JMP), l.slot_patched);
-	pos += 6;
-	CHECK_EQ(stub_mem_target(buf, off.size, l.at, pos, ZYDIS_MNEMONIC_JMP), l.slot_unpatched);
-	CHECK_EQ(pos + 6, off.size);
-
-	CHECK_EQ(lp_arch_emit_stubs(&l, buf, off.size - 1, &off), -1);
+	CHECK_EQ(lp_arch_emit_stubs(&l, page, off.size - 1, &off), -1);
 	l.slot_unpatched = l.at + FAR;
-	CHECK_EQ(lp_arch_emit_stubs(&l, buf, sizeof(buf), &off), -1);
+	CHECK_EQ(lp_arch_emit_stubs(&l, page, 128, &off), -1);
+	munmap(page, 2 * 4096);
 }
 
 /*

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lp_arch_switch_entry: called by a slow stub, at the entry of a function in
+ * transition, for a thread whose switch is pending.  Everything that may
+ * carry an argument of the function being entered is kept: the integer
+ * argument registers, %rax (the vector count of a variadic call), %r10 (the
+ * static chain), %r11, and %xmm0-7.  lp_task_self_switch() gets the stack
+ * pointer the function was entered with: its caller's return address is
+ * the first word there.
+ */
+	.text
+	.globl	lp_arch_switch_entry
+	.hidden	lp_arch_switch_entry
+	.type	lp_arch_switch_entry, @function
+lp_arch_switch_entry:
+	.cfi_startproc
+	endbr64
+	pushq	%rbp
+	.cfi_def_cfa_offset 16
+	.cfi_offset %rbp, -16
+	movq	%rsp, %rbp
+	.cfi_def_cfa_register %rbp
+	pushq	%rax
+	pushq	%rdi
+	pushq	%rsi
+	pushq	%rdx
+	pushq	%rcx
+	pushq	%r8
+	pushq	%r9
+	pushq	%r10
+	pushq	%r11
+	subq	$128, %rsp
+	andq	$-16, %rsp
+	movdqu	%xmm0, 0(%rsp)
+	movdqu	%xmm1, 16(%rsp)
+	movdqu	%xmm2, 32(%rsp)
+	movdqu	%xmm3, 48(%rsp)
+	movdqu	%xmm4, 64(%rsp)
+	movdqu	%xmm5, 80(%rsp)
+	movdqu	%xmm6, 96(%rsp)
+	movdqu	%xmm7, 112(%rsp)
+	/* 8(%rbp) returns into the stub; 16(%rbp) is the function's entry sp. */
+	leaq	16(%rbp), %rdi
+	call	lp_task_self_switch
+	movdqu	0(%rsp), %xmm0
+	movdqu	16(%rsp), %xmm1
+	movdqu	32(%rsp), %xmm2
+	movdqu	48(%rsp), %xmm3
+	movdqu	64(%rsp), %xmm4
+	movdqu	80(%rsp), %xmm5
+	movdqu	96(%rsp), %xmm6
+	movdqu	112(%rsp), %xmm7
+	leaq	-72(%rbp), %rsp
+	popq	%r11
+	popq	%r10
+	popq	%r9
+	popq	%r8
+	popq	%rcx
+	popq	%rdx
+	popq	%rsi
+	popq	%rdi
+	popq	%rax
+	popq	%rbp
+	.cfi_def_cfa %rsp, 8
+	ret
+	.cfi_endproc
+	.size	lp_arch_switch_entry, .-lp_arch_switch_entry
+
+	.section .note.GNU-stack, "", @progbits
