@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * The commands that change a process's patches: apply, revert and force.
- * Each may start or end a transition, so each relays the runtime's
- * progress and, for apply and revert, bounds the wait with --timeout.
+ * The commands that change a process's patches or their transition:
+ * apply, revert, force and signal.  apply and revert start a transition
+ * and wait for it (wait.c); force and signal act on the one in progress.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@
 
 enum { OPT_NO_WAIT = 0x100, OPT_TIMEOUT };
 
-/* Options common to the three commands; each accepts the ones it lists. */
+/* Options of the four commands; each accepts the ones its table lists. */
 struct change_opts {
 	bool no_wait;
 	bool quiet;
@@ -26,7 +26,8 @@ struct change_opts {
 	int timeout;
 };
 
-static const struct option apply_opts[] = {
+/* apply and revert: both start a transition and wait for it alike. */
+static const struct option wait_opts[] = {
     {"no-wait", no_argument, NULL, OPT_NO_WAIT},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"verbose", no_argument, NULL, 'v'},
@@ -35,14 +36,8 @@ static const struct option apply_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static const struct option revert_opts[] = {
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
-static const struct option force_opts[] = {
+/* force and signal: one short answer about the transition in progress. */
+static const struct option nudge_opts[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -100,15 +95,11 @@ static unsigned int request_flags(const struct change_opts *o)
 	return 0;
 }
 
-/* Send @req and print the runtime's success message unless --quiet. */
-static int run_request(const struct lp_request *req, const struct change_opts *o)
+/* Print the runtime's success message unless --quiet; frees @answer. */
+static int print_answer(char *answer, const struct change_opts *o)
 {
-	char *answer;
-	size_t len;
+	size_t len = strlen(answer);
 
-	if (lp_request(req, &answer) != LP_REQ_OK)
-		return LP_EXIT_FAIL;
-	len = strlen(answer);
 	if (!o->quiet && len) {
 		fputs(answer, stdout);
 		if (answer[len - 1] != '\n')
@@ -116,6 +107,28 @@ static int run_request(const struct lp_request *req, const struct change_opts *o
 	}
 	free(answer);
 	return LP_EXIT_OK;
+}
+
+/*
+ * Send an apply or revert @req.  With --no-wait the runtime answers once
+ * the transition has started; otherwise we wait for it to complete, as
+ * @how says.
+ */
+static int change(struct lp_request *req, const struct change_opts *o, const struct lp_wait *how)
+{
+	enum lp_req_status st;
+	char *answer;
+
+	req->timeout = o->timeout;
+	req->flags = request_flags(o);
+	req->waiting_for = "the transition";
+	if (o->no_wait) {
+		lp_request_add(req, "nowait");
+		st = lp_request(req, &answer);
+	} else {
+		st = lp_wait_transition(req, how, &answer);
+	}
+	return st == LP_REQ_OK ? print_answer(answer, o) : LP_EXIT_FAIL;
 }
 
 /*
@@ -160,10 +173,11 @@ static int open_patch(const char *arg, char *path, size_t size)
 
 int lp_cmd_apply(int argc, char **argv)
 {
+	static const struct lp_wait how = {.target = "patched", .reverse = true};
 	char path[PATH_MAX], what[PATH_MAX + 64];
 	struct change_opts o = {0};
-	struct lp_request req = {.fd = -1, .what = what, .waiting_for = "the transition"};
-	int ret = parse_opts(argc, argv, apply_opts, ":hvq", &o);
+	struct lp_request req = {.fd = -1, .what = what};
+	int ret = parse_opts(argc, argv, wait_opts, ":hvq", &o);
 
 	if (ret >= 0)
 		return ret;
@@ -176,13 +190,9 @@ int lp_cmd_apply(int argc, char **argv)
 	if (req.fd < 0)
 		return LP_EXIT_FAIL;
 	snprintf(what, sizeof(what), "apply %s to %d", argv[optind + 1], (int)req.pid);
-	req.timeout = o.timeout;
-	req.flags = request_flags(&o);
 	lp_request_add(&req, "apply");
 	lp_request_add(&req, path);
-	if (o.no_wait)
-		lp_request_add(&req, "nowait");
-	ret = run_request(&req, &o);
+	ret = change(&req, &o, &how);
 	close(req.fd);
 	return ret;
 }
@@ -191,8 +201,9 @@ int lp_cmd_revert(int argc, char **argv)
 {
 	char what[512];
 	struct change_opts o = {0};
-	struct lp_request req = {.fd = -1, .what = what, .waiting_for = "the transition"};
-	int ret = parse_opts(argc, argv, revert_opts, ":hq", &o);
+	struct lp_request req = {.fd = -1, .what = what};
+	struct lp_wait how = {.target = "unpatched"};
+	int ret = parse_opts(argc, argv, wait_opts, ":hvq", &o);
 
 	if (ret >= 0)
 		return ret;
@@ -201,20 +212,24 @@ int lp_cmd_revert(int argc, char **argv)
 		ret = lp_parse_pid(argv[optind], &req.pid);
 	if (ret != LP_EXIT_OK)
 		return ret;
-	snprintf(what, sizeof(what), "revert %s in %d", argv[optind + 1], (int)req.pid);
-	req.timeout = o.timeout;
-	req.flags = request_flags(&o);
+	how.name = argv[optind + 1];
+	snprintf(what, sizeof(what), "revert %s in %d", how.name, (int)req.pid);
 	lp_request_add(&req, "revert");
-	lp_request_add(&req, argv[optind + 1]);
-	return run_request(&req, &o);
+	lp_request_add(&req, how.name);
+	return change(&req, &o, &how);
 }
 
-int lp_cmd_force(int argc, char **argv)
+/*
+ * force and signal: the verb alone, about the transition in progress;
+ * "@action PID" is the context of a failure.
+ */
+static int nudge(int argc, char **argv, const char *verb, const char *action)
 {
-	char what[64];
+	char what[96];
 	struct change_opts o = {0};
 	struct lp_request req = {.fd = -1, .what = what};
-	int ret = parse_opts(argc, argv, force_opts, ":hq", &o);
+	char *answer;
+	int ret = parse_opts(argc, argv, nudge_opts, ":hq", &o);
 
 	if (ret >= 0)
 		return ret;
@@ -223,8 +238,20 @@ int lp_cmd_force(int argc, char **argv)
 		ret = lp_parse_pid(argv[optind], &req.pid);
 	if (ret != LP_EXIT_OK)
 		return ret;
-	snprintf(what, sizeof(what), "force the transition of %d", (int)req.pid);
+	snprintf(what, sizeof(what), "%s %d", action, (int)req.pid);
 	req.flags = request_flags(&o);
-	lp_request_add(&req, "force");
-	return run_request(&req, &o);
+	lp_request_add(&req, verb);
+	if (lp_request(&req, &answer) != LP_REQ_OK)
+		return LP_EXIT_FAIL;
+	return print_answer(answer, &o);
+}
+
+int lp_cmd_force(int argc, char **argv)
+{
+	return nudge(argc, argv, "force", "force the transition of");
+}
+
+int lp_cmd_signal(int argc, char **argv)
+{
+	return nudge(argc, argv, "signal", "signal the threads of");
 }

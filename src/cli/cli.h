@@ -3,7 +3,7 @@
  * Internal interfaces of the lpatch command.  The command is a client only:
  * every piece of patch state lives in the target process, so each
  * subcommand turns its arguments into one request to the runtime's agent
- * and renders the answer.
+ * (apply and revert add a few while they wait) and renders the answer.
  */
 #ifndef LP_CLI_H
 #define LP_CLI_H
@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -24,7 +25,11 @@ enum {
 	LP_EXIT_USAGE = 2,
 };
 
-/* Default seconds apply and revert wait for the runtime's answer. */
+/*
+ * Default seconds apply and revert wait for a transition, as kpatch does
+ * for the kernel's: threads that have not switched after a quarter of it
+ * are signalled, and at the end an apply is reversed.
+ */
 #define LP_DEFAULT_TIMEOUT 60
 
 /* Each subcommand: argv[0] is the subcommand's name.  Returns an exit code. */
@@ -32,6 +37,7 @@ int lp_cmd_run(int argc, char **argv);
 int lp_cmd_apply(int argc, char **argv);
 int lp_cmd_revert(int argc, char **argv);
 int lp_cmd_force(int argc, char **argv);
+int lp_cmd_signal(int argc, char **argv);
 int lp_cmd_status(int argc, char **argv);
 int lp_cmd_log(int argc, char **argv);
 int lp_cmd_list(int argc, char **argv);
@@ -41,6 +47,8 @@ void lp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print a usage error and return LP_EXIT_USAGE. */
 int lp_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lp_print_help(FILE *out);
+/* Flatten text from the runtime to one line (control characters to spaces). */
+void lp_one_line(char *s);
 
 /* args.c: argument parsing shared by the subcommands. */
 int lp_bad_option(const char *cmd, char **argv, int c);
@@ -53,6 +61,7 @@ enum {
 	LP_REQ_PROGRESS = 1 << 0, /* print PROGRESS messages on stderr */
 	LP_REQ_VERBOSE = 1 << 1,  /* ... with the time since the request */
 	LP_REQ_PROBE = 1 << 2,	  /* say nothing when the process is unreachable */
+	LP_REQ_SILENT = 1 << 3,	  /* say nothing on any failure: the caller copes */
 };
 
 struct lp_request {
@@ -72,6 +81,7 @@ enum lp_req_status {
 	LP_REQ_UNREACHABLE, /* no such process or runtime, an impostor, or it went away */
 	LP_REQ_REFUSED,	    /* the runtime answered with a failure */
 	LP_REQ_ERROR,	    /* anything else: timeout, protocol, memory */
+	LP_REQ_TIMEOUT,	    /* lp_call_wait() only: the deadline passed; nothing said */
 };
 
 /*
@@ -84,18 +94,78 @@ enum lp_req_status lp_request(const struct lp_request *req, char **answer);
 /* Append a word to @req; false when there is no room left. */
 bool lp_request_add(struct lp_request *req, const char *word);
 
+/*
+ * The steps of lp_request(), for callers that act while they wait (the
+ * transitions of apply and revert).  Errors are printed as lp_request()
+ * prints them, except a timeout and a refusal, which are the caller's.
+ */
+struct lp_call {
+	const struct lp_request *req;
+	int sock;
+	struct timespec start; /* when the request was sent */
+	/* Optional: sees each PROGRESS text after it is shown. */
+	void (*on_progress)(struct lp_call *call, const char *text);
+};
+
+/* A RESULT: its code (0 or an errno value) and its text (owned). */
+struct lp_result {
+	int code;
+	char *text;
+};
+
+/* Check the process, connect and send; lp_call_end() even on failure. */
+enum lp_req_status lp_call_start(struct lp_call *call, const struct lp_request *req);
+/*
+ * Relay PROGRESS messages until the RESULT arrives (LP_REQ_OK, @res
+ * filled, whatever its code) or @until seconds since the request was sent
+ * pass (LP_REQ_TIMEOUT; < 0 waits forever).
+ */
+enum lp_req_status lp_call_wait(struct lp_call *call, double until, struct lp_result *res);
+double lp_call_elapsed(const struct lp_call *call);
+/* A line shown with the progress (on a terminal, or with --verbose). */
+void lp_call_note(const struct lp_call *call, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Report that the wait timed out after @seconds; returns LP_REQ_ERROR. */
+enum lp_req_status lp_call_timed_out(const struct lp_call *call, int seconds);
+/*
+ * What lp_request() makes of a wait's @st and @res: a failing RESULT is
+ * reported (LP_REQ_REFUSED), a successful one's text moves to *answer.
+ * @res is released either way.
+ */
+enum lp_req_status lp_call_outcome(const struct lp_call *call, enum lp_req_status st,
+				   struct lp_result *res, char **answer);
+void lp_call_end(struct lp_call *call);
+
+/* wait.c: the wait for the transition that apply or revert starts. */
+struct lp_wait {
+	const char *target; /* "patched" (apply) or "unpatched" (revert) */
+	const char *name;   /* the patch, when known before the answer (revert) */
+	bool reverse;	    /* at the timeout, reverse the transition (apply) */
+};
+
+/*
+ * Send @req and wait for its RESULT like lp_request(), signalling the
+ * threads that have not switched after a quarter of req->timeout and
+ * giving up at its end, as @how says: the failure is reported in one line.
+ */
+enum lp_req_status lp_wait_transition(const struct lp_request *req, const struct lp_wait *how,
+				      char **answer);
+
 /* jsonutil.c: tolerant accessors; a missing or mistyped key gives @def. */
 const char *lp_json_str(struct json_object *obj, const char *key, const char *def);
 long long lp_json_int(struct json_object *obj, const char *key, long long def);
 bool lp_json_bool(struct json_object *obj, const char *key, bool def);
+struct json_object *lp_json_obj(struct json_object *obj, const char *key);
 size_t lp_json_len(struct json_object *obj, const char *key);
 struct json_object *lp_json_idx(struct json_object *obj, const char *key, size_t i);
 int lp_json_print(struct json_object *obj);
 
 /* status.c: the human form of a status answer. */
 void lp_status_render(struct json_object *status, pid_t pid, bool threads);
+/* "patching" for the target "patched", "unpatching" for "unpatched". */
+const char *lp_transition_verb(const char *target);
 
-/* status query shared by the status and list commands. */
+/* status query shared by the status and list commands and wait.c. */
 enum lp_req_status lp_query_status(pid_t pid, bool threads, unsigned int flags, int timeout,
 				   struct json_object **status);
 

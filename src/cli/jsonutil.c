@@ -40,6 +40,11 @@ bool lp_json_bool(struct json_object *obj, const char *key, bool def)
 	return v ? json_object_get_boolean(v) : def;
 }
 
+struct json_object *lp_json_obj(struct json_object *obj, const char *key)
+{
+	return member(obj, key, json_type_object);
+}
+
 size_t lp_json_len(struct json_object *obj, const char *key)
 {
 	struct json_object *v = member(obj, key, json_type_array);

@@ -17,8 +17,8 @@ struct command {
 
 static const struct command commands[] = {
     {"run", lp_cmd_run},     {"apply", lp_cmd_apply},	{"revert", lp_cmd_revert},
-    {"force", lp_cmd_force}, {"status", lp_cmd_status}, {"list", lp_cmd_list},
-    {"log", lp_cmd_log},
+    {"force", lp_cmd_force}, {"signal", lp_cmd_signal}, {"status", lp_cmd_status},
+    {"list", lp_cmd_list},   {"log", lp_cmd_log},
 };
 
 static int dispatch(int argc, char **argv)

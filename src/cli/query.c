@@ -45,7 +45,8 @@ enum lp_req_status lp_query_status(pid_t pid, bool threads, unsigned int flags, 
 	if (!*status || !json_object_is_type(*status, json_type_object)) {
 		json_object_put(*status);
 		*status = NULL;
-		lp_error("%s: the runtime's answer is not a JSON object", what);
+		if (!(flags & LP_REQ_SILENT))
+			lp_error("%s: the runtime's answer is not a JSON object", what);
 		return LP_REQ_ERROR;
 	}
 	return LP_REQ_OK;

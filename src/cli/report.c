@@ -6,6 +6,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -35,6 +36,22 @@ int lp_usage_error(const char *fmt, ...)
 	return LP_EXIT_USAGE;
 }
 
+/*
+ * Text from the runtime goes to a terminal and into logs that are read a
+ * line at a time: flatten it to one line whatever it contains.
+ */
+void lp_one_line(char *s)
+{
+	size_t n;
+
+	for (char *p = s; *p; p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f)
+			*p = ' ';
+	n = strlen(s);
+	while (n && s[n - 1] == ' ')
+		s[--n] = '\0';
+}
+
 void lp_print_help(FILE *out)
 {
 	fputs("usage: lpatch COMMAND [ARGS...]\n"
@@ -45,9 +62,10 @@ void lp_print_help(FILE *out)
 	      "  run [--] CMD [ARGS...]     run CMD with the lpatch runtime preloaded\n"
 	      "  apply [--no-wait] [--timeout SEC] [--verbose] [--quiet] PID PATCH.so\n"
 	      "                             load a patch into PID and enable it\n"
-	      "  revert [--timeout SEC] [--quiet] PID NAME\n"
+	      "  revert [--no-wait] [--timeout SEC] [--verbose] [--quiet] PID NAME\n"
 	      "                             disable the patch NAME in PID\n"
 	      "  force [--quiet] PID        finish PID's transition without checks\n"
+	      "  signal [--quiet] PID       signal PID's threads that have not switched\n"
 	      "  status [--threads] [--json] PID\n"
 	      "                             show PID's patches (and threads)\n"
 	      "  list [--json]              list the processes with the runtime\n"

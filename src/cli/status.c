@@ -6,6 +6,7 @@
  * Missing keys are skipped rather than fatal (docs/json.md).
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -14,15 +15,24 @@ static const char *plural(size_t n, const char *one, const char *many)
 	return n == 1 ? one : many;
 }
 
+const char *lp_transition_verb(const char *target)
+{
+	if (!strcmp(target, "patched"))
+		return "patching";
+	if (!strcmp(target, "unpatched"))
+		return "unpatching";
+	return target;
+}
+
+/* "transition: 'fix' patching, 3 of 10 threads pending" */
 static void render_transition(struct json_object *status)
 {
-	struct json_object *tr;
+	struct json_object *tr = lp_json_obj(status, "transition");
 
-	if (!json_object_object_get_ex(status, "transition", &tr) ||
-	    !json_object_is_type(tr, json_type_object))
+	if (!tr)
 		return;
-	printf("transition: '%s' to %s", lp_json_str(tr, "patch", "?"),
-	       lp_json_str(tr, "target", "?"));
+	printf("transition: '%s' %s", lp_json_str(tr, "patch", "?"),
+	       lp_transition_verb(lp_json_str(tr, "target", "?")));
 	/* Counts are optional: a runtime may not track them. */
 	if (lp_json_int(tr, "threads_total", -1) >= 0)
 		printf(", %lld of %lld threads pending", lp_json_int(tr, "threads_pending", 0),
@@ -79,18 +89,35 @@ static void render_patch(struct json_object *patch)
 		render_object(lp_json_idx(patch, "objects", i));
 }
 
+/*
+ * What keeps a thread from switching: the function of the transition on
+ * its stack, else why the last check failed ("stack not reliable: ...").
+ */
+static const char *blocked_on(struct json_object *t)
+{
+	const char *fn = lp_json_str(t, "blocking_function", NULL);
+
+	return fn ? fn : lp_json_str(t, "reason", "-");
+}
+
+/* One line per thread, as the kernel's /proc/PID/patch_state, and more. */
 static void render_threads(struct json_object *status)
 {
 	size_t n = lp_json_len(status, "threads");
 
-	printf("\n  %-8s %-10s %-8s %s\n", "TID", "STATE", "PENDING", "SLEEPING-ON");
+	printf("\n  %-8s %-16s %-10s %-8s %s\n", "TID", "NAME", "STATE", "PENDING", "BLOCKED-ON");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *t = lp_json_idx(status, "threads", i);
+		char name[64], why[512];
 
-		printf("  %-8lld %-10s %-8s %s\n", lp_json_int(t, "tid", 0),
+		/* Thread names and reasons come from the target: keep each row one line. */
+		snprintf(name, sizeof(name), "%s", lp_json_str(t, "name", "?"));
+		snprintf(why, sizeof(why), "%s", blocked_on(t));
+		lp_one_line(name);
+		lp_one_line(why);
+		printf("  %-8lld %-16s %-10s %-8s %s\n", lp_json_int(t, "tid", 0), name,
 		       lp_json_str(t, "state", "?"),
-		       lp_json_bool(t, "pending", false) ? "yes" : "no",
-		       lp_json_str(t, "blocking_function", "-"));
+		       lp_json_bool(t, "pending", false) ? "yes" : "no", why);
 	}
 }
 

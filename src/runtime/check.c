@@ -118,15 +118,27 @@ static enum verdict unwind(struct cand *c, const struct lp_forbidden *f, const s
 	return UNRELIABLE;
 }
 
-/* The conservative scan of a stack copied in [lo, lo + len). */
-static bool words_clean(const struct lp_forbidden *f, const uint8_t *buf, size_t len)
+/*
+ * The conservative scan of stack words copied to @buf: clean proves the
+ * thread clean; a forbidden word found makes it blocked on that function.
+ */
+static bool words_clean(struct cand *c, const struct lp_forbidden *f, const uint8_t *buf,
+			size_t len)
 {
-	return lp_stack_words_clean(f, (const uintptr_t *)buf,
-				    (const uintptr_t *)(buf + (len & ~(size_t)7)));
+	const char *blocking = NULL;
+
+	if (lp_stack_words_clean(f, (const uintptr_t *)buf,
+				 (const uintptr_t *)(buf + (len & ~(size_t)7)), &blocking))
+		return true;
+	if (blocking) {
+		c->verdict = BLOCKED;
+		c->blocking = blocking;
+	}
+	return false;
 }
 
 /* The conservative scan of a blocked thread's whole stack, read in chunks. */
-static bool live_words_clean(const struct lp_forbidden *f, const struct cand *c)
+static bool live_words_clean(struct cand *c, const struct lp_forbidden *f)
 {
 	uintptr_t at = c->ctx.sp & ~(uintptr_t)7, end = c->seen.stack_hi;
 	uint8_t buf[SCAN_CHUNK];
@@ -136,7 +148,7 @@ static bool live_words_clean(const struct lp_forbidden *f, const struct cand *c)
 	while (at < end) {
 		size_t n = end - at < sizeof(buf) ? end - at : sizeof(buf);
 
-		if (!read_remote(at, buf, n) || !words_clean(f, buf, n))
+		if (!read_remote(at, buf, n) || !words_clean(c, f, buf, n))
 			return false;
 		at += n;
 	}
@@ -145,12 +157,12 @@ static bool live_words_clean(const struct lp_forbidden *f, const struct cand *c)
 
 static void check_blocked(struct cand *c, const struct lp_forbidden *f)
 {
-	struct lp_regs regs = {.known = 1u << 7 | 1u << 16};
+	struct lp_regs regs = {.known = 1u << LP_UNWIND_RSP | 1u << LP_UNWIND_RIP};
 
-	regs.r[7] = c->ctx.sp;
-	regs.r[16] = c->ctx.pc;
+	regs.r[LP_UNWIND_RSP] = c->ctx.sp;
+	regs.r[LP_UNWIND_RIP] = c->ctx.pc;
 	c->verdict = unwind(c, f, &regs, read_live, NULL);
-	if (c->verdict == UNRELIABLE && !lp_tramp_contains(c->ctx.pc) && live_words_clean(f, c))
+	if (c->verdict == UNRELIABLE && !lp_tramp_contains(c->ctx.pc) && live_words_clean(c, f))
 		c->verdict = CLEAN;
 }
 
@@ -185,7 +197,7 @@ static void check_snapshot(struct cand *c, const struct lp_forbidden *f)
 	snapshot_regs(s, &regs);
 	c->verdict = unwind(c, f, &regs, read_snapshot, s);
 	if (c->verdict == UNRELIABLE && s->stack_whole && !lp_tramp_contains(regs.r[16]) &&
-	    words_clean(f, s->buf, s->stack_len))
+	    words_clean(c, f, s->buf, s->stack_len))
 		c->verdict = CLEAN;
 }
 
@@ -251,48 +263,46 @@ static size_t collect(struct cand **out, int target)
 }
 
 /* Signal the threads that are not blocked (all of them with @signal_all). */
-static int take_snapshots(struct cand *c, size_t n, bool signal_all)
+static struct lp_snapshot *take_snapshots(struct cand *c, size_t n, const struct lp_forbidden *f,
+					  bool signal_all)
 {
 	struct lp_snapshot *snaps = calloc(n ? n : 1, sizeof(*snaps));
 	char err[LP_ERR_MAX];
 	size_t k = 0;
-	int ret;
 
 	if (!snaps)
-		return -1;
+		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (c[i].from_proc && !signal_all)
 			continue;
 		c[i].from_proc = false;
 		c[i].snap = &snaps[k];
 		snaps[k].tid = c[i].tid;
-		snaps[k].bufsize = SNAPSHOT_STACK;
 		snaps[k].buf = malloc(SNAPSHOT_STACK);
-		if (!snaps[k].buf)
-			snaps[k].bufsize = 0;
+		snaps[k].bufsize = snaps[k].buf ? SNAPSHOT_STACK : 0;
 		k++;
 	}
-	ret = k ? lp_threads_snapshot(snaps, k, SNAPSHOT_TIMEOUT_MS, err, sizeof(err)) : 0;
-	if (ret < 0)
+	if (k && lp_threads_snapshot(snaps, k, SNAPSHOT_TIMEOUT_MS, err, sizeof(err)) < 0) {
 		lp_log("cannot check threads: %s", err);
-	return ret;
-}
-
-static void free_snapshots(struct cand *c, size_t n)
-{
-	struct lp_snapshot *first = NULL;
-
-	for (size_t i = 0; i < n; i++) {
-		if (!c[i].snap)
-			continue;
-		if (!first)
-			first = c[i].snap;
-		free(c[i].snap->buf);
+		for (size_t i = 0; i < n; i++)
+			c[i].snap = NULL;
 	}
-	free(first);
+	for (size_t i = 0; i < n; i++)
+		if (c[i].snap)
+			check_snapshot(&c[i], f);
+	return snaps;
 }
 
-static void check_all(struct cand *c, size_t n, const struct lp_forbidden *f, bool signal_all)
+static void free_snapshots(struct lp_snapshot *snaps, size_t n)
+{
+	for (size_t i = 0; snaps && i < n; i++)
+		free(snaps[i].buf);
+	free(snaps);
+}
+
+/* Threads blocked in the kernel where they lie, the others from snapshots. */
+static struct lp_snapshot *check_all(struct cand *c, size_t n, const struct lp_forbidden *f,
+				     bool signal_all)
 {
 	for (size_t i = 0; i < n; i++) {
 		c[i].ctx.tid = c[i].tid;
@@ -302,11 +312,7 @@ static void check_all(struct cand *c, size_t n, const struct lp_forbidden *f, bo
 		if (c[i].from_proc && !signal_all)
 			check_blocked(&c[i], f);
 	}
-	if (take_snapshots(c, n, signal_all) < 0)
-		return;
-	for (size_t i = 0; i < n; i++)
-		if (c[i].snap)
-			check_snapshot(&c[i], f);
+	return take_snapshots(c, n, f, signal_all);
 }
 
 /*
@@ -316,6 +322,7 @@ static void check_all(struct cand *c, size_t n, const struct lp_forbidden *f, bo
  */
 size_t lp_check_threads(const struct lp_forbidden *f, int target, bool signal_all)
 {
+	struct lp_snapshot *snaps = NULL;
 	struct lp_thread *t;
 	struct cand *c;
 	size_t n, left = 0;
@@ -331,7 +338,7 @@ size_t lp_check_threads(const struct lp_forbidden *f, int target, bool signal_al
 	if (!c)
 		return 1;
 	if (unwinder)
-		check_all(c, n, f, signal_all);
+		snaps = check_all(c, n, f, signal_all);
 	pthread_mutex_lock(&lp_threads_lock);
 	for (size_t i = 0; i < n; i++) {
 		t = lp_thread_find(c[i].tid, c[i].task);
@@ -347,7 +354,7 @@ size_t lp_check_threads(const struct lp_forbidden *f, int target, bool signal_al
 	list_for_each_entry (t, &lp_thread_list, node)
 		left += lp_thread_pending(t) != LP_PENDING_NONE || lp_thread_state(t) != target;
 	pthread_mutex_unlock(&lp_threads_lock);
-	free_snapshots(c, n);
+	free_snapshots(snaps, n);
 	free(c);
 	return left;
 }

@@ -206,7 +206,7 @@ void lp_check_release(void);
 /* selfswitch.c: a pending thread switching itself at a function's entry. */
 void lp_task_self_switch(uintptr_t sp);
 bool lp_stack_words_clean(const struct lp_forbidden *f, const uintptr_t *from,
-			  const uintptr_t *end);
+			  const uintptr_t *end, const char **blocking);
 
 /* tramp.c: trampoline memory within reach of a function. */
 int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err, size_t errlen);
@@ -222,6 +222,12 @@ int lp_text_sync(void);
 int lp_text_install_jump(struct lp_ops *ops, char *err, size_t errlen);
 void lp_text_remove_jump(struct lp_ops *ops);
 
+/* stopper.c: threads that block SIGTRAP, stopped while code is written. */
+struct lp_stopper;
+int lp_stop_trap_blockers(const struct lp_ops *ops, struct lp_stopper **out, char *err,
+			  size_t errlen);
+void lp_stopper_release(struct lp_stopper *s);
+
 /* threads.c: running code against every other thread's interrupted context. */
 struct lp_thread_ctx {
 	pid_t tid;
@@ -232,6 +238,7 @@ struct lp_thread_ctx {
 };
 typedef int (*lp_visit_fn)(struct lp_thread_ctx *ctx, void *arg);
 int lp_threads_init(void);
+int lp_visit_signal(void);
 int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
 		     size_t errlen);
 bool lp_thread_read_blocked(struct lp_thread_ctx *ctx);

@@ -116,6 +116,7 @@ static int scan_thread(struct lp_thread_ctx *ctx, void *arg)
 int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err, size_t errlen)
 {
 	struct scan *s = calloc(1, sizeof(*s));
+	struct lp_stopper *stopped = NULL;
 	int ret;
 
 	if (!s || read_maps(s) < 0) {
@@ -127,7 +128,12 @@ int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err,
 	}
 	s->lo = lo;
 	s->hi = hi;
-	ret = lp_threads_visit(scan_thread, lo, hi, s, err, errlen);
+	/* Threads that would not answer the visit are stopped and read from /proc. */
+	if (lp_stop_trap_blockers(NULL, &stopped, err, errlen) < 0)
+		ret = -1;
+	else
+		ret = lp_threads_visit(scan_thread, lo, hi, s, err, errlen);
+	lp_stopper_release(stopped);
 	*holder = s->holder;
 	free(s->maps);
 	free(s);

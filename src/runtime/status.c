@@ -118,6 +118,25 @@ static json_object *thread_name(int tid)
 	return json_object_new_string(name);
 }
 
+/*
+ * A thread the registry does not know: one starting or exiting right now,
+ * or one created without pthread_create().  Out of a transition no thread
+ * has a state (kernel: patch_state -1), so it is idle like the others.
+ */
+static void unknown_thread(json_object *j)
+{
+	bool transition = lp_transition_patch != NULL;
+
+	json_object_object_add(j, "state", json_object_new_string(transition ? "unknown" : "idle"));
+	json_object_object_add(j, "pending", json_object_new_boolean(false));
+	json_object_object_add(j, "blocking_function", NULL);
+	json_object_object_add(j, "reason",
+			       transition ? json_object_new_string("not managed by the runtime "
+								   "(not started by pthread_create(), "
+								   "or starting or exiting)")
+					  : NULL);
+}
+
 static json_object *thread_json(int tid)
 {
 	const struct lp_thread *t = lp_thread_find_tid(tid);
@@ -125,19 +144,15 @@ static json_object *thread_json(int tid)
 
 	json_object_object_add(j, "tid", json_object_new_int(tid));
 	json_object_object_add(j, "name", thread_name(tid));
-	json_object_object_add(
-	    j, "state", json_object_new_string(t ? state_name(lp_thread_state(t)) : "unknown"));
-	json_object_object_add(
-	    j, "pending", json_object_new_boolean(t && lp_thread_pending(t) != LP_PENDING_NONE));
-	json_object_object_add(j, "blocking_function",
-			       json_string_or_null(t ? t->blocking : NULL));
-	if (!t)
-		json_object_object_add(j, "reason",
-				       json_object_new_string("not created through pthread_create(): "
-							      "the runtime does not manage it"));
-	else
-		json_object_object_add(j, "reason",
-				       json_string_or_null(t->reason[0] ? t->reason : NULL));
+	if (!t) {
+		unknown_thread(j);
+		return j;
+	}
+	json_object_object_add(j, "state", json_object_new_string(state_name(lp_thread_state(t))));
+	json_object_object_add(j, "pending",
+			       json_object_new_boolean(lp_thread_pending(t) != LP_PENDING_NONE));
+	json_object_object_add(j, "blocking_function", json_string_or_null(t->blocking));
+	json_object_object_add(j, "reason", json_string_or_null(t->reason[0] ? t->reason : NULL));
 	return j;
 }
 

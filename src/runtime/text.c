@@ -151,7 +151,7 @@ static int move_out_of_prologue(struct lp_thread_ctx *ctx, void *arg)
 	return -1;
 }
 
-int lp_text_install_jump(struct lp_ops *ops, char *err, size_t errlen)
+static int install_jump(struct lp_ops *ops, char *err, size_t errlen)
 {
 	const struct lp_prologue *p = &ops->prologue;
 	uintptr_t entry = ops->stubs + ops->off.entry;
@@ -194,20 +194,41 @@ int lp_text_install_jump(struct lp_ops *ops, char *err, size_t errlen)
 	return 0;
 }
 
+/* Threads that block SIGTRAP are stopped meanwhile (stopper.c). */
+int lp_text_install_jump(struct lp_ops *ops, char *err, size_t errlen)
+{
+	struct lp_stopper *stopped;
+	int ret;
+
+	if (lp_stop_trap_blockers(ops, &stopped, err, errlen) < 0)
+		return -1;
+	ret = install_jump(ops, err, errlen);
+	lp_stopper_release(stopped);
+	return ret;
+}
+
 /*
  * No thread can be inside a jump instruction, so going back needs no
  * visit; threads trapping meanwhile go through the stubs, whose slots
- * already lead to the original code.
+ * already lead to the original code.  When the threads that block SIGTRAP
+ * cannot be stopped the jump stays: it leads to the original code anyway.
  */
 void lp_text_remove_jump(struct lp_ops *ops)
 {
 	const struct lp_prologue *p = &ops->prologue;
+	struct lp_stopper *stopped;
+	char err[LP_ERR_MAX];
 	uint8_t int3 = INT3;
 
+	if (lp_stop_trap_blockers(NULL, &stopped, err, sizeof(err)) < 0) {
+		lp_log("%s; the entry of %#lx keeps its jump", err, (unsigned long)p->func);
+		return;
+	}
 	arm_trap(ops);
 	write_synced(p->site, &int3, 1);
 	write_synced(p->site + 1, p->orig + 1, LP_JMP_SIZE - 1);
 	write_synced(p->site, p->orig, 1);
 	arm_trap(NULL);
+	lp_stopper_release(stopped);
 	ops->installed = false;
 }

@@ -149,6 +149,11 @@ out:
 	errno = saved_errno;
 }
 
+int lp_visit_signal(void)
+{
+	return VISIT_SIGNAL;
+}
+
 int lp_threads_init(void)
 {
 	struct sigaction sa = {.sa_sigaction = visit_handler, .sa_flags = SA_SIGINFO | SA_RESTART};

@@ -359,3 +359,83 @@ command -v jq >/dev/null || fail "jq is not installed (scripts/setup installs it
 sanitized() {
 	ldd "$TARGETS/$1" | grep -q libasan
 }
+
+# --- Helpers of the consistency-model tests (62-68) ------------------------
+
+# status_threads_json: `lpatch status --json --threads $PID` into STATUS.
+status_threads_json() {
+	lp_ok status --json --threads "$PID"
+	STATUS=$LP_OUT
+	printf '%s' "$STATUS" | jq -e . >/dev/null ||
+		fail "status --json --threads is not valid JSON: $STATUS"
+}
+
+# status_has [--threads] FILTER: a fresh status of $PID (kept in STATUS)
+# makes FILTER true.  Returns false rather than failing: for wait_until.
+status_has() {
+	if [ "$1" = --threads ]; then
+		shift
+		status_threads_json
+	else
+		status_json
+	fi
+	printf '%s' "$STATUS" | jq -e "$1" >/dev/null
+}
+
+# no_transition: no transition is in progress in $PID (for wait_until).
+no_transition() {
+	status_has '.transition == null'
+}
+
+# task_ids: the IDs of the threads of $PID, one per line.
+task_ids() {
+	ls "/proc/$PID/task"
+}
+
+# new_thread BEFORE: exactly one thread of $PID is not among BEFORE (what
+# task_ids printed earlier); sets NEW_TID to its ID.
+new_thread() {
+	local ids
+	ids=$(task_ids | awk -v before="$1" '
+		BEGIN { n = split(before, b, "\n"); for (i = 1; i <= n; i++) old[b[i]] = 1 }
+		!($0 in old)')
+	[[ $ids =~ ^[0-9]+$ ]] ||
+		fail "expected one new thread in $PID, found: '$(printf '%s' "$ids" | tr '\n' ' ')'"
+	# shellcheck disable=SC2034 # the tests read it
+	NEW_TID=$ids
+}
+
+# maps_file FILE: $PID maps a file whose name is FILE (e.g. fix.so).
+maps_file() {
+	grep -q "/$1\$" "/proc/$PID/maps"
+}
+
+# patch_log NAME: the lines of `lpatch log $PID` of patch NAME's own steps
+# ("enabling patch 'NAME'" and "'NAME': ...") into PLOG; other patches'
+# lines, and whatever a refused request may log, are left out.
+patch_log() {
+	lp_ok log "$PID"
+	PLOG=$(awk -v p="'$1'" '$0 == "lpatch: enabling patch " p ||
+		index($0, "lpatch: " p ": ") == 1' <<<"$LP_OUT")
+}
+
+# patch_log_is NAME EXPECTED: patch_log NAME must be exactly EXPECTED.
+patch_log_is() {
+	patch_log "$1"
+	[ "$PLOG" = "$2" ] || fail "unexpected event log of patch '$1':
+--- expected:
+$2
+--- got:
+$PLOG
+--- whole log:
+$LP_OUT"
+}
+
+# enable_transcript NAME / disable_transcript NAME: the log lines of an
+# enable and of a disable of patch NAME that complete without help.
+enable_transcript() {
+	apply_revert_transcript "$1" | sed -n '1,5p'
+}
+disable_transcript() {
+	apply_revert_transcript "$1" | sed -n '6,$p'
+}
