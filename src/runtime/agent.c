@@ -192,16 +192,14 @@ static void transition_work(bool signal_all)
 static bool finish_change(int sock, int ret, bool waiting, bool nowait, bool apply,
 			  const char *name, const char *msg)
 {
-	char text[LP_ERR_MAX + 32];
-
 	if (ret < 0) {
 		reply(sock, -ret, msg);
 		return false;
 	}
 	if (!waiting) {
 		/* It ended within the request: others may wait for it (a reversed apply). */
-		struct lp_transition_end end = {.target = apply ? LP_TASK_PATCHED
-								: LP_TASK_UNPATCHED};
+		struct lp_transition_end end = {.target =
+						    apply ? LP_TASK_PATCHED : LP_TASK_UNPATCHED};
 
 		snprintf(end.name, sizeof(end.name), "%s", name);
 		transition_ended(&end);
@@ -211,6 +209,8 @@ static bool finish_change(int sock, int ret, bool waiting, bool nowait, bool app
 	retry_ms = 0;
 	arm(retry_fd, RETRY_FIRST_MS, false);
 	if (nowait || !add_waiter(sock, apply, name, msg)) {
+		char text[LP_ERR_MAX + 32];
+
 		snprintf(text, sizeof(text), "%s; transition in progress", msg);
 		reply(sock, 0, text);
 		return false;
@@ -227,32 +227,18 @@ static bool has_word(const char **words, int n, const char *word)
 	return false;
 }
 
-/* The name in "patch 'NAME' enabled ...". */
-static void patch_name_of(const char *msg, char *name, size_t len)
-{
-	const char *q = strchr(msg, '\'');
-	const char *end = q ? strchr(q + 1, '\'') : NULL;
-
-	if (end && (size_t)(end - q - 1) < len)
-		snprintf(name, len, "%.*s", (int)(end - q - 1), q + 1);
-}
-
 static bool handle_apply(int sock, struct lp_msg *msg, const char **words, int n)
 {
 	char err[LP_ERR_MAX] = "", name[LP_NAME_MAX] = "";
 	bool waiting = false;
-	int ret, fd = msg->fd, target;
+	int ret, fd = msg->fd;
 
 	if (n < 2 || fd < 0) {
 		reply(sock, EINVAL, "apply needs a patch path and its file descriptor");
 		return false;
 	}
 	msg->fd = -1; /* lp_apply_patch owns it now */
-	ret = lp_apply_patch(fd, words[1], &waiting, err, sizeof(err));
-	if (ret == 0 && waiting)
-		lp_transition_info(name, sizeof(name), &target);
-	else if (ret == 0)
-		patch_name_of(err, name, sizeof(name));
+	ret = lp_apply_patch(fd, words[1], name, &waiting, err, sizeof(err));
 	return finish_change(sock, ret, waiting, has_word(words, n, "nowait"), true, name, err);
 }
 
@@ -291,23 +277,24 @@ static void handle_force(int sock)
 	reply(sock, -ret, msg);
 }
 
-/* Kernel: klp_send_signals(). */
+/*
+ * Kernel: klp_send_signals().  Threads blocked in the kernel get the visit
+ * signal too, for their full registers, except those whose wait a signal
+ * would end with EINTR.
+ */
 static void handle_signal(int sock)
 {
 	char name[LP_NAME_MAX], msg[LP_ERR_MAX];
-	size_t total, pending;
+	size_t n;
 	int target;
 
 	if (!lp_transition_info(name, sizeof(name), &target)) {
 		reply(sock, EINVAL, "no patch is in transition");
 		return;
 	}
-	pthread_mutex_lock(&lp_mutex);
-	lp_transition_counts(&total, &pending);
-	pthread_mutex_unlock(&lp_mutex);
 	transition_work(true);
-	snprintf(msg, sizeof(msg), "'%s': signalled %zu thread%s", name, pending,
-		 pending == 1 ? "" : "s");
+	n = lp_check_signalled();
+	snprintf(msg, sizeof(msg), "'%s': signalled %zu thread%s", name, n, n == 1 ? "" : "s");
 	reply(sock, 0, msg);
 }
 
@@ -406,7 +393,8 @@ static void *agent_main(void *arg)
 		fds[FD_REAP] = (struct pollfd){.fd = reap_fd, .events = POLLIN};
 		fds[FD_KICK] = (struct pollfd){.fd = kick_fd, .events = POLLIN};
 		for (size_t i = 0; i < nw; i++)
-			fds[FD_WAITERS + i] = (struct pollfd){.fd = waiters[i].sock, .events = POLLIN};
+			fds[FD_WAITERS + i] =
+			    (struct pollfd){.fd = waiters[i].sock, .events = POLLIN};
 		if (poll(fds, FD_WAITERS + nw, -1) < 0)
 			continue;
 		check_waiters(fds);
@@ -476,15 +464,19 @@ int lp_agent_start(void)
 	return 0;
 }
 
+static void close_fd(int *fd)
+{
+	close(*fd);
+	*fd = -1;
+}
+
 /* In a forked child: the parent's agent thread, socket and clients are not ours. */
 void lp_agent_atfork_child(void)
 {
-	int *fds[] = {&listen_fd, &retry_fd, &reap_fd, &kick_fd};
-
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
-		close(*fds[i]);
-		*fds[i] = -1;
-	}
+	close_fd(&listen_fd);
+	close_fd(&retry_fd);
+	close_fd(&reap_fd);
+	close_fd(&kick_fd);
 	while (nwaiters)
 		drop_waiter(nwaiters - 1);
 	retry_ms = 0;

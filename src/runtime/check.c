@@ -61,7 +61,10 @@ struct judge {
 	struct cand *c;
 };
 
+/* Built for a transition, dropped after it: it maps the files of the modules. */
 static struct lp_unwinder *unwinder;
+/* Threads the last pass signalled. */
+static size_t signalled;
 
 /* Reads of another thread's memory: it may exit and unmap it meanwhile. */
 static bool read_remote(uintptr_t addr, void *buf, size_t len)
@@ -71,10 +74,29 @@ static bool read_remote(uintptr_t addr, void *buf, size_t len)
 	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
 }
 
+/* A window of a blocked thread's stack: an unwind reads a few words in a row. */
+struct live_window {
+	uintptr_t lo;
+	size_t len;
+	uint8_t buf[SCAN_CHUNK];
+};
+
 static bool read_live(uintptr_t addr, uint64_t *word, void *arg)
 {
-	(void)arg;
-	return read_remote(addr, word, sizeof(*word));
+	struct live_window *w = arg;
+	struct iovec local = {w->buf, sizeof(w->buf)}, remote = {(void *)addr, sizeof(w->buf)};
+	if (addr < w->lo || addr + sizeof(*word) > w->lo + w->len) {
+		/* A short read at the end of a mapping still helps. */
+		ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+		if (got < (ssize_t)sizeof(*word)) {
+			w->len = 0;
+			return read_remote(addr, word, sizeof(*word));
+		}
+		w->lo = addr;
+		w->len = (size_t)got;
+	}
+	memcpy(word, w->buf + (addr - w->lo), sizeof(*word));
+	return true;
 }
 
 static bool read_snapshot(uintptr_t addr, uint64_t *word, void *arg)
@@ -159,9 +181,12 @@ static void check_blocked(struct cand *c, const struct lp_forbidden *f)
 {
 	struct lp_regs regs = {.known = 1u << LP_UNWIND_RSP | 1u << LP_UNWIND_RIP};
 
+	static struct live_window window;
+
 	regs.r[LP_UNWIND_RSP] = c->ctx.sp;
 	regs.r[LP_UNWIND_RIP] = c->ctx.pc;
-	c->verdict = unwind(c, f, &regs, read_live, NULL);
+	window.len = 0;
+	c->verdict = unwind(c, f, &regs, read_live, &window);
 	if (c->verdict == UNRELIABLE && !lp_tramp_contains(c->ctx.pc) && live_words_clean(c, f))
 		c->verdict = CLEAN;
 }
@@ -273,7 +298,8 @@ static struct lp_snapshot *take_snapshots(struct cand *c, size_t n, const struct
 	if (!snaps)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		if (c[i].from_proc && !signal_all)
+		/* A signal would end a wait that never restarts with EINTR. */
+		if (c[i].from_proc && (!signal_all || lp_syscall_interruptible(c[i].ctx.nr)))
 			continue;
 		c[i].from_proc = false;
 		c[i].snap = &snaps[k];
@@ -282,6 +308,7 @@ static struct lp_snapshot *take_snapshots(struct cand *c, size_t n, const struct
 		snaps[k].bufsize = snaps[k].buf ? SNAPSHOT_STACK : 0;
 		k++;
 	}
+	signalled = k;
 	if (k && lp_threads_snapshot(snaps, k, SNAPSHOT_TIMEOUT_MS, err, sizeof(err)) < 0) {
 		lp_log("cannot check threads: %s", err);
 		for (size_t i = 0; i < n; i++)
@@ -309,7 +336,7 @@ static struct lp_snapshot *check_all(struct cand *c, size_t n, const struct lp_f
 		if (!read_remote((uintptr_t)c[i].task, &c[i].seen, sizeof(c[i].seen)))
 			continue; /* gone */
 		c[i].from_proc = lp_thread_read_blocked(&c[i].ctx);
-		if (c[i].from_proc && !signal_all)
+		if (c[i].from_proc && (!signal_all || lp_syscall_interruptible(c[i].ctx.nr)))
 			check_blocked(&c[i], f);
 	}
 	return take_snapshots(c, n, f, signal_all);
@@ -359,7 +386,17 @@ size_t lp_check_threads(const struct lp_forbidden *f, int target, bool signal_al
 	return left;
 }
 
-/* The transition is over: the unwinder's view of the modules may go. */
+/* How many threads the last check signalled. */
+size_t lp_check_signalled(void)
+{
+	return signalled;
+}
+
+/*
+ * The transition is over.  The unwinder goes too: it keeps the files of
+ * the modules mapped, a patch's among them, which must not outlive the
+ * patch's unloading.
+ */
 void lp_check_release(void)
 {
 	lp_unwinder_free(unwinder);

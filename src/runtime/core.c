@@ -400,14 +400,13 @@ static void retire(struct lp_patch_rt *patch)
 
 /*
  * Load the patch file open as @fd and enable it.  On failure nothing is
- * left changed and @err says why.  On success @err holds the message for
- * the user and *@waiting tells whether the transition is still going on.
- * Takes ownership of @fd.
+ * left changed and @err says why.  On success @name (LP_NAME_MAX bytes)
+ * holds the patch's name, @err the message for the user, and *@waiting
+ * whether the transition is still going on.  Takes ownership of @fd.
  */
-int lp_apply_patch(int fd, const char *path, bool *waiting, char *err, size_t errlen)
+int lp_apply_patch(int fd, const char *path, char *name, bool *waiting, char *err, size_t errlen)
 {
 	struct lp_patch_rt *patch;
-	char name[LP_NAME_MAX];
 	int ret = -EINVAL;
 	bool done = false;
 
@@ -427,6 +426,7 @@ int lp_apply_patch(int fd, const char *path, bool *waiting, char *err, size_t er
 		lp_log("'%s': %s", patch->name, err);
 	} else if (enable_patch(patch, &done, err, errlen) == 0) {
 		describe_enabled(patch, err, errlen);
+		snprintf(name, LP_NAME_MAX, "%s", patch->name);
 		ret = 0;
 	}
 	pthread_mutex_unlock(&lp_mutex);
@@ -528,14 +528,14 @@ bool lp_transition_work(bool signal_all, struct lp_transition_end *end)
 /* Kernel: klp_force_transition(), through the sysfs "force" file. */
 int lp_force(char *msg, size_t len)
 {
-	int n, ret = 0;
+	int ret = 0;
 
 	pthread_mutex_lock(&lp_mutex);
 	if (!lp_transition_patch) {
 		snprintf(msg, len, "no patch is in transition");
 		ret = -EINVAL;
 	} else {
-		n = lp_force_transition();
+		int n = lp_force_transition();
 		snprintf(msg, len, "'%s': transition forced (%d thread%s switched without a check)",
 			 lp_transition_patch->name, n, n == 1 ? "" : "s");
 	}

@@ -48,8 +48,8 @@ static size_t add_func(struct lp_range *r, const struct lp_func_rt *func, int ta
 	if (prev && !prev->nop)
 		r[0] = new_code(prev, func->name);
 	else
-		r[0] = (struct lp_range){func->old_addr, func->old_addr + func->old_size,
-					 func->name};
+		r[0] =
+		    (struct lp_range){func->old_addr, func->old_addr + func->old_size, func->name};
 	return 1;
 }
 

@@ -107,8 +107,8 @@ struct lp_patch_rt {
 	struct lp_patch *desc;
 	char name[LP_NAME_MAX];
 	char *path;
-	void *handle; /* dlopen handle */
-	int fd;	      /* the file, open while loaded: see core.c */
+	void *handle;	/* dlopen handle */
+	int fd;		/* the file, open while loaded: see core.c */
 	uintptr_t bias; /* load bias of the patch's shared object */
 	uintptr_t text_lo, text_hi;
 	struct lp_object_rt *objs;
@@ -120,7 +120,7 @@ struct lp_patch_rt {
 /* core.c: the patch list and its mutex (kernel: klp_mutex). */
 extern pthread_mutex_t lp_mutex;
 extern struct list_head lp_patches;
-int lp_apply_patch(int fd, const char *path, bool *waiting, char *err, size_t errlen);
+int lp_apply_patch(int fd, const char *path, char *name, bool *waiting, char *err, size_t errlen);
 int lp_revert_patch(const char *name, bool *waiting, char *err, size_t errlen);
 int lp_force(char *msg, size_t len);
 bool lp_transition_info(char *name, size_t len, int *target);
@@ -201,12 +201,13 @@ void lp_transition_counts(size_t *total, size_t *pending);
 
 /* check.c: the agent's checks of other threads' stacks. */
 size_t lp_check_threads(const struct lp_forbidden *f, int target, bool signal_all);
+size_t lp_check_signalled(void);
 void lp_check_release(void);
 
 /* selfswitch.c: a pending thread switching itself at a function's entry. */
 void lp_task_self_switch(uintptr_t sp);
-bool lp_stack_words_clean(const struct lp_forbidden *f, const uintptr_t *from,
-			  const uintptr_t *end, const char **blocking);
+bool lp_stack_words_clean(const struct lp_forbidden *f, const uintptr_t *from, const uintptr_t *end,
+			  const char **blocking);
 
 /* tramp.c: trampoline memory within reach of a function. */
 int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err, size_t errlen);
@@ -231,10 +232,11 @@ void lp_stopper_release(struct lp_stopper *s);
 /* threads.c: running code against every other thread's interrupted context. */
 struct lp_thread_ctx {
 	pid_t tid;
+	long nr; /* the system call it is blocked in, -1 outside one (from /proc) */
 	uintptr_t pc, sp;
 	void *ucontext;		/* ucontext_t of a thread held in the visit signal; NULL
 				   when pc and sp come from /proc (blocked in the kernel) */
-	unsigned long switches; /* context switches when pc and sp were read */
+	unsigned long switches; /* times it had a CPU, when pc and sp were read */
 };
 typedef int (*lp_visit_fn)(struct lp_thread_ctx *ctx, void *arg);
 int lp_threads_init(void);
@@ -242,6 +244,7 @@ int lp_visit_signal(void);
 int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
 		     size_t errlen);
 bool lp_thread_read_blocked(struct lp_thread_ctx *ctx);
+bool lp_syscall_interruptible(long nr);
 bool lp_thread_still_blocked(const struct lp_thread_ctx *ctx);
 int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err, size_t errlen);
 

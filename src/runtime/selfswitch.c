@@ -30,9 +30,10 @@
  * A return address is always a word of the stack, so clean means clean.
  * *@blocking names the first forbidden function found (if @blocking).
  */
-__attribute__((no_sanitize("address"))) bool
-lp_stack_words_clean(const struct lp_forbidden *f, const uintptr_t *from, const uintptr_t *end,
-		     const char **blocking)
+__attribute__((no_sanitize("address"))) bool lp_stack_words_clean(const struct lp_forbidden *f,
+								  const uintptr_t *from,
+								  const uintptr_t *end,
+								  const char **blocking)
 {
 	for (const volatile uintptr_t *p = from; p < end; p++) {
 		uintptr_t w = *p;
@@ -53,8 +54,7 @@ static bool own_stack_clean(const struct lp_task *t, uintptr_t sp)
 	/* On another stack (sigaltstack, a coroutine) the frames below are out of sight. */
 	if (!f || sp < t->stack_lo || sp >= t->stack_hi)
 		return false;
-	return lp_stack_words_clean(f, (const uintptr_t *)sp, (const uintptr_t *)t->stack_hi,
-				    NULL);
+	return lp_stack_words_clean(f, (const uintptr_t *)sp, (const uintptr_t *)t->stack_hi, NULL);
 }
 
 /* Take the pending byte from LP_PENDING; false when there is nothing to do. */

@@ -131,10 +131,11 @@ static void unknown_thread(json_object *j)
 	json_object_object_add(j, "pending", json_object_new_boolean(false));
 	json_object_object_add(j, "blocking_function", NULL);
 	json_object_object_add(j, "reason",
-			       transition ? json_object_new_string("not managed by the runtime "
-								   "(not started by pthread_create(), "
-								   "or starting or exiting)")
-					  : NULL);
+			       transition
+				   ? json_object_new_string("not managed by the runtime "
+							    "(not started by pthread_create(), "
+							    "or starting or exiting)")
+				   : NULL);
 }
 
 static json_object *thread_json(int tid)

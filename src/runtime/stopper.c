@@ -37,8 +37,8 @@
 
 #include "runtime.h"
 
-#define MAX_BLOCKERS	64
-#define HELPER_WAIT_MS	2000
+#define MAX_BLOCKERS   64
+#define HELPER_WAIT_MS 2000
 
 struct lp_stopper {
 	pid_t helper;
@@ -78,7 +78,8 @@ static int find_blockers(char *err, size_t errlen)
 
 	nblockers = 0;
 	if (!dir) {
-		snprintf(err, errlen, "cannot list the threads of the process: %s", strerror(errno));
+		snprintf(err, errlen, "cannot list the threads of the process: %s",
+			 strerror(errno));
 		return -1;
 	}
 	while ((de = readdir(dir))) {
@@ -126,8 +127,8 @@ static bool stop_one(size_t i, const struct lp_ops *ops)
 
 	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0)
 		return errno == ESRCH;
-	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0 ||
-	    waitpid(tid, &status, __WALL) != tid || !WIFSTOPPED(status)) {
+	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0 || waitpid(tid, &status, __WALL) != tid ||
+	    !WIFSTOPPED(status)) {
 		blockers[i] = 0;
 		return true; /* exited meanwhile */
 	}

@@ -200,9 +200,8 @@ static void drop_child(struct lp_thread *t)
  * The runtime's pthread_create(), which a preloaded runtime interposes on
  * the program's: every thread starts in thread_start().
  */
-__attribute__((visibility("default"))) int pthread_create(pthread_t *thread,
-							  const pthread_attr_t *attr,
-							  void *(*fn)(void *), void *arg)
+__attribute__((visibility("default"))) int
+pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
 	struct start *s;
 	int ret;

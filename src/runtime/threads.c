@@ -227,26 +227,37 @@ static int list_threads(struct visit *v)
 	return 0;
 }
 
+/* Read /proc/self/task/TID/@file into @buf, NUL-terminated; false when it cannot. */
+static bool read_task_file(pid_t tid, const char *file, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t len;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)tid, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	len = read(fd, buf, size - 1);
+	close(fd);
+	if (len <= 0)
+		return false;
+	buf[len] = '\0';
+	return true;
+}
+
 /*
  * Where a thread blocked in the kernel will resume: "NR args... sp pc" (NR is
  * -1 outside a system call, e.g. in a page fault or stopped).  Returns false
  * for a running or runnable thread, whose registers /proc cannot tell.
  */
-static bool blocked_context(pid_t tid, uintptr_t *pc, uintptr_t *sp)
+static bool blocked_context(pid_t tid, long *nr, uintptr_t *pc, uintptr_t *sp)
 {
-	char path[64], buf[256], *tok, *save = NULL, *fields[9];
-	int fd, n = 0;
-	ssize_t len;
+	char buf[256], *tok, *save = NULL, *fields[9];
+	int n = 0;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_task_file(tid, "syscall", buf, sizeof(buf)))
 		return false;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0)
-		return false;
-	buf[len] = '\0';
 	for (tok = strtok_r(buf, " \n", &save); tok && n < 9; tok = strtok_r(NULL, " \n", &save))
 		fields[n++] = tok;
 	if (n < 3 || strcmp(fields[0], "running") == 0)
@@ -254,32 +265,60 @@ static bool blocked_context(pid_t tid, uintptr_t *pc, uintptr_t *sp)
 	/* "-1 sp pc" outside a system call, "nr a1..a6 sp pc" inside one. */
 	*sp = strtoull(fields[n - 2], NULL, 16);
 	*pc = strtoull(fields[n - 1], NULL, 16);
+	*nr = strtol(fields[0], NULL, 10);
 	return true;
 }
 
-/* Voluntary plus involuntary context switches: they move whenever it ran. */
-static unsigned long context_switches(pid_t tid)
+/*
+ * How many times the thread was given a CPU (the third field of
+ * /proc/self/task/TID/schedstat): it moves whenever the thread ran.  A
+ * small file, unlike "status", so reading it for a thousand threads is cheap.
+ */
+static unsigned long times_run(pid_t tid)
 {
-	char path[64], line[128];
-	unsigned long total = 0, n;
-	FILE *f;
+	unsigned long long run, wait, slices;
+	char buf[96];
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
+	if (!read_task_file(tid, "schedstat", buf, sizeof(buf)) ||
+	    sscanf(buf, "%llu %llu %llu", &run, &wait, &slices) != 3)
 		return ULONG_MAX;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "voluntary_ctxt_switches: %lu", &n) == 1 ||
-		    sscanf(line, "nonvoluntary_ctxt_switches: %lu", &n) == 1)
-			total += n;
-	fclose(f);
-	return total;
+	return (unsigned long)slices;
+}
+
+/*
+ * System calls that a signal handler ends with EINTR whatever SA_RESTART
+ * says (signal(7)): a thread blocked in one is never signalled for a mere
+ * check.
+ */
+bool lp_syscall_interruptible(long nr)
+{
+	switch (nr) {
+	case SYS_epoll_wait:
+	case SYS_epoll_pwait:
+	case SYS_poll:
+	case SYS_ppoll:
+	case SYS_select:
+	case SYS_pselect6:
+	case SYS_nanosleep:
+	case SYS_clock_nanosleep:
+	case SYS_io_getevents:
+	case SYS_msgrcv:
+	case SYS_msgsnd:
+	case SYS_semop:
+	case SYS_semtimedop:
+	case SYS_rt_sigtimedwait:
+	case SYS_rt_sigsuspend:
+	case SYS_pause:
+		return true;
+	default:
+		return false;
+	}
 }
 
 bool lp_thread_read_blocked(struct lp_thread_ctx *ctx)
 {
-	ctx->switches = context_switches(ctx->tid);
-	return blocked_context(ctx->tid, &ctx->pc, &ctx->sp);
+	ctx->switches = times_run(ctx->tid);
+	return blocked_context(ctx->tid, &ctx->nr, &ctx->pc, &ctx->sp);
 }
 
 /*
@@ -289,9 +328,10 @@ bool lp_thread_read_blocked(struct lp_thread_ctx *ctx)
 bool lp_thread_still_blocked(const struct lp_thread_ctx *ctx)
 {
 	uintptr_t pc, sp;
+	long nr;
 
-	return blocked_context(ctx->tid, &pc, &sp) && pc == ctx->pc && sp == ctx->sp &&
-	       context_switches(ctx->tid) == ctx->switches;
+	return blocked_context(ctx->tid, &nr, &pc, &sp) && pc == ctx->pc && sp == ctx->sp &&
+	       times_run(ctx->tid) == ctx->switches && ctx->switches != ULONG_MAX;
 }
 
 static bool thread_exists(pid_t tid)
@@ -404,9 +444,8 @@ static void retire_visit(struct visit *v)
 		for (size_t i = 0; i < v->n; i++) {
 			int arrived = SLOT_ARRIVED;
 
-			if (!v->slots[i].snap &&
-			    atomic_compare_exchange_strong(&v->slots[i].state, &arrived,
-							   SLOT_RELEASED))
+			if (!v->slots[i].snap && atomic_compare_exchange_strong(
+						     &v->slots[i].state, &arrived, SLOT_RELEASED))
 				futex(&v->slots[i].state, FUTEX_WAKE_PRIVATE, 1, NULL);
 		}
 		sched_yield();

@@ -84,8 +84,9 @@ static void publish(int target)
 {
 	struct lp_forbidden *old = atomic_load(&lp_switch_forbidden);
 
-	atomic_store(&lp_switch_forbidden,
-		     target == LP_TASK_IDLE ? NULL : lp_forbidden_build(lp_transition_patch, target));
+	atomic_store(&lp_switch_forbidden, target == LP_TASK_IDLE
+					       ? NULL
+					       : lp_forbidden_build(lp_transition_patch, target));
 	atomic_store(&lp_switch_target, target);
 	free(old);
 }
@@ -216,7 +217,8 @@ int lp_force_transition(void)
 	       lp_target_state == LP_TASK_PATCHED ? "patched" : "unpatched");
 	pthread_mutex_lock(&lp_threads_lock);
 	list_for_each_entry (t, &lp_thread_list, node) {
-		if (lp_thread_pending(t) == LP_PENDING_NONE && lp_thread_state(t) == lp_target_state)
+		if (lp_thread_pending(t) == LP_PENDING_NONE &&
+		    lp_thread_state(t) == lp_target_state)
 			continue;
 		lp_thread_set(t, lp_target_state, LP_PENDING_NONE);
 		forced++;

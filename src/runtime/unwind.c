@@ -142,9 +142,9 @@ static void set_msg(char *buf, size_t len, const char *fmt, ...)
 /* Marks the unwind in progress unreliable; only the first reason is kept. */
 static int fail(struct lp_unwinder *u, const char *fmt, ...)
 {
-	va_list ap;
-
 	if (!u->failed && u->why && u->whylen) {
+		va_list ap;
+
 		va_start(ap, fmt);
 		vsnprintf(u->why, u->whylen, fmt, ap);
 		va_end(ap);

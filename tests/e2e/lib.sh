@@ -33,7 +33,7 @@ TOOLS=$BUILD/tests/tools
 
 # Seconds to wait for one reply line of a target or one lpatch command.
 LP_REPLY_TIMEOUT=${LP_REPLY_TIMEOUT:-20}
-LP_CMD_TIMEOUT=${LP_CMD_TIMEOUT:-60}
+LP_CMD_TIMEOUT=${LP_CMD_TIMEOUT:-120}
 
 LP_TEST=$(basename "$0" .sh)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lpatch-$LP_TEST.XXXXXX") || exit 1
