@@ -17,7 +17,7 @@
  *
  * Unwinding is the reliable one of unwind.c.  When it cannot vouch for a
  * stack, a conservative scan of every word of it may still prove the
- * thread clean (see lp_stack_words_clean()); otherwise the thread waits
+ * thread clean (see lp_stack_words_find()); otherwise the thread waits
  * for the next try, as the kernel's "unreliable stack" does.
  */
 #include <errno.h>
@@ -147,16 +147,15 @@ static enum verdict unwind(struct cand *c, const struct lp_forbidden *f, const s
 static bool words_clean(struct cand *c, const struct lp_forbidden *f, const uint8_t *buf,
 			size_t len)
 {
-	const char *blocking = NULL;
+	const uintptr_t *bad = lp_stack_words_find(f, (const uintptr_t *)buf,
+						   (const uintptr_t *)(buf + (len & ~(size_t)7)));
+	const struct lp_range *r = bad ? lp_forbidden_find(f, *bad) : NULL;
 
-	if (lp_stack_words_clean(f, (const uintptr_t *)buf,
-				 (const uintptr_t *)(buf + (len & ~(size_t)7)), &blocking))
-		return true;
-	if (blocking) {
+	if (r) {
 		c->verdict = BLOCKED;
-		c->blocking = blocking;
+		c->blocking = r->name;
 	}
-	return false;
+	return !bad;
 }
 
 /* The conservative scan of a blocked thread's whole stack, read in chunks. */

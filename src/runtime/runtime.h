@@ -49,6 +49,7 @@ struct lp_task {
 	 * snapshots of the stack are void once this moves. */
 	_Atomic uint32_t fails;
 	uintptr_t stack_lo, stack_hi; /* the thread's stack, for its own check */
+	uintptr_t fail_at;	      /* where its own last check found a suspect word */
 };
 
 /* Initial-exec TLS: a fixed %fs offset the stubs can read directly. */
@@ -206,8 +207,8 @@ void lp_check_release(void);
 
 /* selfswitch.c: a pending thread switching itself at a function's entry. */
 void lp_task_self_switch(uintptr_t sp);
-bool lp_stack_words_clean(const struct lp_forbidden *f, const uintptr_t *from, const uintptr_t *end,
-			  const char **blocking);
+const uintptr_t *lp_stack_words_find(const struct lp_forbidden *f, const uintptr_t *from,
+				     const uintptr_t *end);
 
 /* tramp.c: trampoline memory within reach of a function. */
 int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err, size_t errlen);

@@ -22,39 +22,51 @@
 
 #include "runtime.h"
 
-/*
- * A conservative check: any word in [@from, @end) that points into
- * forbidden code (other than a function's first byte, which is a function
- * pointer, not a return address), or into a trampoline (a frame interrupted
- * between a function's entry and its implementation), makes it unclean.
- * A return address is always a word of the stack, so clean means clean.
- * *@blocking names the first forbidden function found (if @blocking).
- */
-__attribute__((no_sanitize("address"))) bool lp_stack_words_clean(const struct lp_forbidden *f,
-								  const uintptr_t *from,
-								  const uintptr_t *end,
-								  const char **blocking)
+/* A word of a stack that may be a return address into forbidden code. */
+static bool suspect(const struct lp_forbidden *f, uintptr_t w)
 {
-	for (const volatile uintptr_t *p = from; p < end; p++) {
-		uintptr_t w = *p;
-		const struct lp_range *r = lp_forbidden_find(f, w);
+	const struct lp_range *r = lp_forbidden_find(f, w);
 
-		if (r && w != r->lo && blocking)
-			*blocking = r->name;
-		if ((r && w != r->lo) || lp_tramp_contains(w))
-			return false;
-	}
-	return true;
+	/* A function's first byte is a function pointer, not a return address. */
+	return (r && w != r->lo) || lp_tramp_contains(w);
 }
 
-static bool own_stack_clean(const struct lp_task *t, uintptr_t sp)
+/*
+ * A conservative check: the first word in [@from, @end) that points into
+ * forbidden code, or into a trampoline (a frame interrupted between a
+ * function's entry and its implementation); NULL when there is none.  A
+ * return address is always a word of the stack, so none means clean.
+ */
+__attribute__((no_sanitize("address"))) const uintptr_t *
+lp_stack_words_find(const struct lp_forbidden *f, const uintptr_t *from, const uintptr_t *end)
+{
+	for (const volatile uintptr_t *p = from; p < end; p++)
+		if (suspect(f, *p))
+			return (const uintptr_t *)p;
+	return NULL;
+}
+
+/*
+ * The thread's own stack, from the entry of the function being called up.
+ * The word that failed the last check is looked at first: while it is still
+ * there above the stack pointer, the answer is the same, and a thread that
+ * keeps calling functions in transition from deep inside an old one does
+ * not scan its whole stack every time.
+ */
+__attribute__((no_sanitize("address"))) static bool own_stack_clean(struct lp_task *t, uintptr_t sp)
 {
 	const struct lp_forbidden *f = atomic_load(&lp_switch_forbidden);
+	const uintptr_t *bad;
 
 	/* On another stack (sigaltstack, a coroutine) the frames below are out of sight. */
 	if (!f || sp < t->stack_lo || sp >= t->stack_hi)
 		return false;
-	return lp_stack_words_clean(f, (const uintptr_t *)sp, (const uintptr_t *)t->stack_hi, NULL);
+	if (t->fail_at >= sp && t->fail_at < t->stack_hi &&
+	    suspect(f, *(const volatile uintptr_t *)t->fail_at))
+		return false;
+	bad = lp_stack_words_find(f, (const uintptr_t *)sp, (const uintptr_t *)t->stack_hi);
+	t->fail_at = (uintptr_t)bad;
+	return !bad;
 }
 
 /* Take the pending byte from LP_PENDING; false when there is nothing to do. */
