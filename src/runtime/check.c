@@ -21,6 +21,7 @@
  * for the next try, as the kernel's "unreliable stack" does.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 #define SNAPSHOT_TIMEOUT_MS 20
 #define SNAPSHOT_STACK	    (256 * 1024)
 #define SCAN_CHUNK	    4096
+#define QUIESCE_ROUNDS	    100
 
 enum verdict {
 	CLEAN,
@@ -51,6 +53,8 @@ struct cand {
 	struct lp_thread_ctx ctx;
 	struct lp_snapshot *snap;
 	enum verdict verdict;
+	bool gone;	 /* it exited: its entry goes */
+	bool unanswered; /* it did not answer the last signal */
 	const char *blocking;
 	char reason[96];
 };
@@ -71,7 +75,7 @@ static bool read_remote(uintptr_t addr, void *buf, size_t len)
 {
 	struct iovec local = {buf, len}, remote = {(void *)addr, len};
 
-	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
+	return process_vm_readv(lp_self_tid(), &local, 1, &remote, 1, 0) == (ssize_t)len;
 }
 
 /* A window of a blocked thread's stack: an unwind reads a few words in a row. */
@@ -87,7 +91,7 @@ static bool read_live(uintptr_t addr, uint64_t *word, void *arg)
 	struct iovec local = {w->buf, sizeof(w->buf)}, remote = {(void *)addr, sizeof(w->buf)};
 	if (addr < w->lo || addr + sizeof(*word) > w->lo + w->len) {
 		/* A short read at the end of a mapping still helps. */
-		ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+		ssize_t got = process_vm_readv(lp_self_tid(), &local, 1, &remote, 1, 0);
 		if (got < (ssize_t)sizeof(*word)) {
 			w->len = 0;
 			return read_remote(addr, word, sizeof(*word));
@@ -149,7 +153,7 @@ static bool words_clean(struct cand *c, const struct lp_forbidden *f, const uint
 {
 	const uintptr_t *bad = lp_stack_words_find(f, (const uintptr_t *)buf,
 						   (const uintptr_t *)(buf + (len & ~(size_t)7)));
-	const struct lp_range *r = bad ? lp_forbidden_find(f, *bad) : NULL;
+	const struct lp_range *r = bad ? lp_forbidden_find(f, *bad - 1) : NULL;
 
 	if (r) {
 		c->verdict = BLOCKED;
@@ -176,17 +180,31 @@ static bool live_words_clean(struct cand *c, const struct lp_forbidden *f)
 	return true;
 }
 
+/*
+ * The instruction the thread will execute next, before anything else: in
+ * forbidden code it is blocked there; in a trampoline it is between a
+ * function's entry and its implementation.  True when that settles it.
+ */
+static bool judge_pc(struct cand *c, const struct lp_forbidden *f, uintptr_t pc)
+{
+	struct judge j = {f, c};
+
+	c->verdict = (enum verdict)judge_frame(pc, true, &j);
+	return c->verdict != CLEAN;
+}
+
 static void check_blocked(struct cand *c, const struct lp_forbidden *f)
 {
 	struct lp_regs regs = {.known = 1u << LP_UNWIND_RSP | 1u << LP_UNWIND_RIP};
-
 	static struct live_window window;
 
+	if (judge_pc(c, f, c->ctx.pc))
+		return;
 	regs.r[LP_UNWIND_RSP] = c->ctx.sp;
 	regs.r[LP_UNWIND_RIP] = c->ctx.pc;
 	window.len = 0;
 	c->verdict = unwind(c, f, &regs, read_live, &window);
-	if (c->verdict == UNRELIABLE && !lp_tramp_contains(c->ctx.pc) && live_words_clean(c, f))
+	if (c->verdict == UNRELIABLE && live_words_clean(c, f))
 		c->verdict = CLEAN;
 }
 
@@ -209,6 +227,7 @@ static void check_snapshot(struct cand *c, const struct lp_forbidden *f)
 	struct lp_regs regs;
 
 	if (!s->arrived) {
+		c->gone = lp_thread_gone(c->tid);
 		snprintf(c->reason, sizeof(c->reason), "does not answer signals");
 		c->verdict = UNRELIABLE;
 		return;
@@ -219,9 +238,10 @@ static void check_snapshot(struct cand *c, const struct lp_forbidden *f)
 		return;
 	}
 	snapshot_regs(s, &regs);
+	if (judge_pc(c, f, regs.r[LP_UNWIND_RIP]))
+		return;
 	c->verdict = unwind(c, f, &regs, read_snapshot, s);
-	if (c->verdict == UNRELIABLE && s->stack_whole && !lp_tramp_contains(regs.r[16]) &&
-	    words_clean(c, f, s->buf, s->stack_len))
+	if (c->verdict == UNRELIABLE && s->stack_whole && words_clean(c, f, s->buf, s->stack_len))
 		c->verdict = CLEAN;
 }
 
@@ -280,6 +300,7 @@ static size_t collect(struct cand **out, int target)
 		}
 		c[n].tid = t->tid;
 		c[n].task = t->task;
+		c[n].unanswered = t->unanswered;
 		c[n].verdict = UNRELIABLE;
 		n++;
 	}
@@ -300,6 +321,12 @@ static struct lp_snapshot *take_snapshots(struct cand *c, size_t n, const struct
 		/* A signal would end a wait that never restarts with EINTR. */
 		if (c[i].from_proc && (!signal_all || lp_syscall_interruptible(c[i].ctx.nr)))
 			continue;
+		/* Real-time signals queue: do not add to one still pending. */
+		if (c[i].unanswered &&
+		    (lp_thread_sigset(c[i].tid, "SigPnd") & 1ull << (lp_visit_signal() - 1))) {
+			snprintf(c[i].reason, sizeof(c[i].reason), "does not answer signals");
+			continue;
+		}
 		c[i].from_proc = false;
 		c[i].snap = &snaps[k];
 		snaps[k].tid = c[i].tid;
@@ -354,6 +381,10 @@ size_t lp_check_threads(const struct lp_forbidden *f, int target, bool signal_al
 	size_t n, left = 0;
 	char err[LP_ERR_MAX];
 
+	if (!f) {
+		lp_log("cannot check threads: out of memory");
+		return 1;
+	}
 	if (!unwinder && !(unwinder = lp_unwinder_new(err, sizeof(err))))
 		lp_log("cannot unwind stacks: %s", err);
 	else if (lp_unwinder_refresh(unwinder, err, sizeof(err)) < 0)
@@ -370,6 +401,11 @@ size_t lp_check_threads(const struct lp_forbidden *f, int target, bool signal_al
 		t = lp_thread_find(c[i].tid, c[i].task);
 		if (!t)
 			continue; /* exited: it no longer counts */
+		if (c[i].gone) {
+			lp_thread_forget(t);
+			continue;
+		}
+		t->unanswered = c[i].snap ? !c[i].snap->arrived : c[i].unanswered;
 		if (c[i].verdict == CLEAN && switch_thread(&c[i], target)) {
 			t->blocking = NULL;
 			t->reason[0] = '\0';
@@ -400,4 +436,56 @@ void lp_check_release(void)
 {
 	lp_unwinder_free(unwinder);
 	unwinder = NULL;
+}
+
+/* Threads not blocked in the kernel, with a snapshot each (registers only). */
+static size_t running_threads(struct lp_snapshot **out)
+{
+	struct lp_snapshot *snaps;
+	struct lp_thread *t;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&lp_threads_lock);
+	list_for_each_entry (t, &lp_thread_list, node)
+		cap++;
+	snaps = calloc(cap ? cap : 1, sizeof(*snaps));
+	list_for_each_entry (t, &lp_thread_list, node) {
+		struct lp_thread_ctx ctx = {.tid = t->tid};
+
+		if (snaps && t->task && t->task != &lp_current && !t->unanswered &&
+		    !lp_thread_read_blocked(&ctx))
+			snaps[n++].tid = t->tid;
+	}
+	pthread_mutex_unlock(&lp_threads_lock);
+	*out = snaps;
+	return n;
+}
+
+/*
+ * Kernel: klp_synchronize_transition().  A thread preempted in a slow stub
+ * after it compared its state, before its jump, would dispatch by a state
+ * from a transition that is over once the next one sets the slots.  Wait
+ * until every running thread is seen outside the trampolines.  Threads
+ * that did not answer the signal before are not asked again (they cannot
+ * be seen); a thread cannot block in a stub, so the others are fine.
+ */
+void lp_check_quiesce(void)
+{
+	char err[LP_ERR_MAX];
+
+	for (int round = 0; round < QUIESCE_ROUNDS; round++) {
+		struct lp_snapshot *snaps;
+		size_t n = running_threads(&snaps);
+		bool inside = false;
+
+		if (n && lp_threads_snapshot(snaps, n, SNAPSHOT_TIMEOUT_MS, err, sizeof(err)) == 0)
+			for (size_t i = 0; i < n; i++)
+				inside |=
+				    snaps[i].arrived && lp_tramp_contains(snaps[i].gregs[REG_RIP]);
+		free(snaps);
+		if (!inside)
+			return;
+		sched_yield();
+	}
+	lp_log("a thread stayed inside a trampoline for %d checks", QUIESCE_ROUNDS);
 }

@@ -264,7 +264,7 @@ static void size_new_funcs(struct lp_patch_rt *patch, const char *path)
 /*
  * dlopen() the file through its descriptor, which stays open while the
  * patch is loaded: the loader knows objects by name, and a name like
- * /proc/self/fd/7 must not be reused by another patch while this one is
+ * /proc/thread-self/fd/7 must not be reused by another patch while this one is
  * loaded.
  */
 static struct lp_patch_rt *load_patch(int fd, const char *path, const char *name, char *err,
@@ -275,7 +275,7 @@ static struct lp_patch_rt *load_patch(int fd, const char *path, const char *name
 	char fdpath[64];
 	void *handle;
 
-	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	snprintf(fdpath, sizeof(fdpath), "/proc/thread-self/fd/%d", fd);
 	handle = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
 	if (!handle) {
 		snprintf(err, errlen, "cannot load %s: %s", path, dlerror());

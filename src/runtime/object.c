@@ -79,7 +79,7 @@ static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	(void)size;
 	if (f->name == NULL) {
 		/* The first entry is the main program. */
-		ssize_t n = readlink("/proc/self/exe", f->path, sizeof(f->path) - 1);
+		ssize_t n = readlink("/proc/thread-self/exe", f->path, sizeof(f->path) - 1);
 
 		if (n < 0)
 			return 0;
@@ -173,7 +173,7 @@ int lp_object_resolve(struct lp_object_rt *obj, char *err, size_t errlen)
 	if (!f.found)
 		return 0;
 	/* The running program's file stays reachable even if replaced on disk. */
-	elf = lp_elf_open(obj->name ? f.path : "/proc/self/exe", f.bias, NULL, err, errlen);
+	elf = lp_elf_open(obj->name ? f.path : "/proc/thread-self/exe", f.bias, NULL, err, errlen);
 	if (!elf)
 		return -1;
 	/* Symbols of another build than the one mapped would be wrong addresses. */

@@ -157,6 +157,7 @@ struct lp_thread {
 	struct lp_task *task;	/* its lp_current; NULL until it runs */
 	uint8_t state, pending; /* a thread not running yet: what it starts with */
 	const char *blocking;	/* last check: the function that kept it, or NULL */
+	bool unanswered;	/* last check: it did not answer the visit signal */
 	char reason[96];	/* last check: why it has not switched, or "" */
 };
 extern pthread_mutex_t lp_threads_lock;
@@ -173,6 +174,7 @@ void lp_thread_set(struct lp_thread *t, int state, int pending);
 void lp_thread_mark_pending(struct lp_thread *t, int target);
 struct lp_thread *lp_thread_find(pid_t tid, const struct lp_task *task);
 struct lp_thread *lp_thread_find_tid(pid_t tid);
+void lp_thread_forget(struct lp_thread *t);
 
 /* forbidden.c: the code a switching thread must not be running. */
 struct lp_range {
@@ -204,6 +206,7 @@ void lp_transition_counts(size_t *total, size_t *pending);
 size_t lp_check_threads(const struct lp_forbidden *f, int target, bool signal_all);
 size_t lp_check_signalled(void);
 void lp_check_release(void);
+void lp_check_quiesce(void);
 
 /* selfswitch.c: a pending thread switching itself at a function's entry. */
 void lp_task_self_switch(uintptr_t sp);
@@ -242,9 +245,12 @@ struct lp_thread_ctx {
 typedef int (*lp_visit_fn)(struct lp_thread_ctx *ctx, void *arg);
 int lp_threads_init(void);
 int lp_visit_signal(void);
+pid_t lp_self_tid(void);
 int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
 		     size_t errlen);
 bool lp_thread_read_blocked(struct lp_thread_ctx *ctx);
+bool lp_thread_gone(pid_t tid);
+uint64_t lp_thread_sigset(pid_t tid, const char *field);
 bool lp_syscall_interruptible(long nr);
 bool lp_thread_still_blocked(const struct lp_thread_ctx *ctx);
 int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err, size_t errlen);

@@ -11,24 +11,27 @@
  *
  * It runs at the entry of any function, in any context: inside a signal
  * handler that interrupted malloc or the loader, with little stack left.  So
- * it takes no lock, allocates nothing, calls nothing that could, and reads
- * only its own stack and data the agent keeps still while it runs: the
- * forbidden ranges and the target are changed only when no thread holds
- * its pending byte in LP_PENDING_SELF.
+ * it takes no lock, allocates nothing, calls nothing that could (system
+ * calls aside), and reads only its own stack and data the agent keeps still
+ * while it runs: the forbidden ranges and the target are changed only when
+ * no thread holds its pending byte in LP_PENDING_SELF.
  */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 
 #include "runtime.h"
 
-/* A word of a stack that may be a return address into forbidden code. */
+/*
+ * A word of a stack that may be a return address into forbidden code: the
+ * call before it lies in that code.  So a pointer to a function's first
+ * byte does not count, and a return address just past a call that ends a
+ * function does.
+ */
 static bool suspect(const struct lp_forbidden *f, uintptr_t w)
 {
-	const struct lp_range *r = lp_forbidden_find(f, w);
-
-	/* A function's first byte is a function pointer, not a return address. */
-	return (r && w != r->lo) || lp_tramp_contains(w);
+	return lp_forbidden_find(f, w - 1) || lp_tramp_contains(w);
 }
 
 /*
@@ -80,11 +83,7 @@ static bool claim_self(struct lp_task *t)
 			/* The agent is switching us: its verdict comes in microseconds. */
 			sched_yield();
 			break;
-		case LP_PENDING_SELF:
-			/* A signal handler inside our own check: go by the state as it is. */
-			atomic_fetch_add(&t->fails, 1);
-			return false;
-		case LP_PENDING_NONE:
+		default: /* LP_PENDING_NONE: switched already */
 			return false;
 		}
 		p = LP_PENDING;
@@ -92,11 +91,19 @@ static bool claim_self(struct lp_task *t)
 	return true;
 }
 
+/*
+ * Signals stay blocked while the thread owns its pending byte: a handler
+ * that left the check with siglongjmp() would leave the byte owned for
+ * good, and the agent waits for it.
+ */
 void lp_task_self_switch(uintptr_t sp)
 {
 	struct lp_task *t = &lp_current;
 	int saved_errno = errno;
+	sigset_t all, old;
 
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
 	if (claim_self(t)) {
 		uint8_t target = (uint8_t)atomic_load(&lp_switch_target);
 
@@ -110,5 +117,6 @@ void lp_task_self_switch(uintptr_t sp)
 			atomic_store(&t->pending, LP_PENDING);
 		}
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	errno = saved_errno;
 }

@@ -32,7 +32,7 @@ struct scan {
 
 static int read_maps(struct scan *s)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
+	FILE *f = fopen("/proc/thread-self/maps", "re");
 	size_t cap = 0;
 	unsigned long lo, hi;
 	char line[512];
@@ -72,7 +72,7 @@ static uintptr_t stack_end(const struct scan *s, uintptr_t sp)
  */
 static bool stack_points_into(struct scan *s, uintptr_t from, uintptr_t end)
 {
-	pid_t pid = getpid();
+	pid_t pid = lp_self_tid();
 
 	from &= ~(uintptr_t)7;
 	while (from < end) {

@@ -55,19 +55,9 @@ static size_t nblockers;
  */
 static bool blocks_ours(pid_t tid)
 {
-	char path[64], line[128];
-	unsigned long long mask = 0;
-	bool found = false;
-	FILE *f;
+	uint64_t mask = lp_thread_sigset(tid, "SigBlk");
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = sscanf(line, "SigBlk: %llx", &mask) == 1;
-	fclose(f);
-	return found && (mask & (1ull << (SIGTRAP - 1) | 1ull << (lp_visit_signal() - 1)));
+	return mask & (1ull << (SIGTRAP - 1) | 1ull << (lp_visit_signal() - 1));
 }
 
 static int find_blockers(char *err, size_t errlen)

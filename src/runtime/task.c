@@ -102,6 +102,16 @@ struct lp_thread *lp_thread_find_tid(pid_t tid)
 	return NULL;
 }
 
+/*
+ * Drop the entry of a thread that exited without going through
+ * thread_start()'s cleanup: the main thread after pthread_exit().
+ */
+void lp_thread_forget(struct lp_thread *t)
+{
+	list_del(&t->node);
+	free(t);
+}
+
 /* The calling thread's stack, for its own checks. */
 static void note_stack(struct lp_task *task)
 {

@@ -108,7 +108,7 @@ static void take_snapshot(struct lp_snapshot *snap, const ucontext_t *uc)
 	}
 	local = (struct iovec){snap->buf, hi - lo};
 	remote = (struct iovec){(void *)lo, hi - lo};
-	got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	got = process_vm_readv(lp_self_tid(), &local, 1, &remote, 1, 0);
 	if (got > 0)
 		snap->stack_len = (size_t)got;
 	if (got != (ssize_t)(hi - lo))
@@ -147,6 +147,15 @@ static void visit_handler(int sig, siginfo_t *si, void *uc)
 	atomic_fetch_sub(&visit_users, 1);
 out:
 	errno = saved_errno;
+}
+
+/*
+ * This thread's id, for process_vm_readv() and /proc: the process id would
+ * stop working once the main thread exits, while the others go on.
+ */
+pid_t lp_self_tid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
 }
 
 int lp_visit_signal(void)
@@ -313,6 +322,34 @@ bool lp_syscall_interruptible(long nr)
 	default:
 		return false;
 	}
+}
+
+/* A signal set of the thread from its status file ("SigBlk", "SigPnd"); 0 if unknown. */
+uint64_t lp_thread_sigset(pid_t tid, const char *field)
+{
+	char buf[2048], key[16];
+	unsigned long long mask;
+	const char *at;
+
+	snprintf(key, sizeof(key), "\n%s:", field);
+	if (!read_task_file(tid, "status", buf, sizeof(buf)) || !(at = strstr(buf, key)) ||
+	    sscanf(at + strlen(key), " %llx", &mask) != 1)
+		return 0;
+	return mask;
+}
+
+/*
+ * A thread that has exited: gone from /proc, or a zombie (the main thread
+ * after pthread_exit() stays one until the whole process ends).
+ */
+bool lp_thread_gone(pid_t tid)
+{
+	char buf[512], *end;
+
+	if (!read_task_file(tid, "stat", buf, sizeof(buf)))
+		return true;
+	end = strrchr(buf, ')');
+	return end && (end[1] == '\0' || end[2] == 'Z' || end[2] == 'X');
 }
 
 bool lp_thread_read_blocked(struct lp_thread_ctx *ctx)

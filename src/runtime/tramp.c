@@ -40,7 +40,7 @@ static uintptr_t distance(uintptr_t a, uintptr_t b)
 /* The free address for @size bytes closest to @near, or 0. */
 static uintptr_t free_spot_near(uintptr_t near, size_t size)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
+	FILE *f = fopen("/proc/thread-self/maps", "re");
 	uintptr_t prev_end = LOWEST_ADDR, best = 0;
 	unsigned long lo, hi;
 	char line[512];

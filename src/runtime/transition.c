@@ -161,6 +161,7 @@ static void complete_transition(void)
 			lp_unpatch_object(&patch->objs[o]);
 	}
 	set_transition(patch, false);
+	lp_check_quiesce();
 	set_all_threads(LP_TASK_IDLE, LP_PENDING_NONE);
 	lp_transition_patch = NULL;
 	lp_target_state = LP_TASK_IDLE;

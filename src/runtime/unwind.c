@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "runtime/unwind.h"
@@ -490,7 +491,8 @@ static int report(struct lp_unwinder *u, bool force, char *err, size_t errlen)
 	u->ntext = t.n;
 
 	dwfl_report_begin(u->dwfl);
-	rc = dwfl_linux_proc_report(u->dwfl, u->pid);
+	/* Through a live thread: once the main thread exits, /proc/PID/maps reads empty. */
+	rc = dwfl_linux_proc_report(u->dwfl, (pid_t)syscall(SYS_gettid));
 	if (dwfl_report_end(u->dwfl, NULL, NULL) != 0 || rc != 0) {
 		if (rc > 0)
 			set_msg(err, errlen, "reading /proc/%d/maps: %s", (int)u->pid,
