@@ -450,10 +450,8 @@ static size_t running_threads(struct lp_snapshot **out)
 		cap++;
 	snaps = calloc(cap ? cap : 1, sizeof(*snaps));
 	list_for_each_entry (t, &lp_thread_list, node) {
-		struct lp_thread_ctx ctx = {.tid = t->tid};
-
 		if (snaps && t->task && t->task != &lp_current && !t->unanswered &&
-		    !lp_thread_read_blocked(&ctx))
+		    !lp_thread_blocked_now(t->tid))
 			snaps[n++].tid = t->tid;
 	}
 	pthread_mutex_unlock(&lp_threads_lock);

@@ -352,6 +352,15 @@ bool lp_thread_gone(pid_t tid)
 	return end && (end[1] == '\0' || end[2] == 'Z' || end[2] == 'X');
 }
 
+/* Is the thread blocked in the kernel right now?  One small file only. */
+bool lp_thread_blocked_now(pid_t tid)
+{
+	uintptr_t pc, sp;
+	long nr;
+
+	return blocked_context(tid, &nr, &pc, &sp);
+}
+
 bool lp_thread_read_blocked(struct lp_thread_ctx *ctx)
 {
 	ctx->switches = times_run(ctx->tid);
