@@ -116,6 +116,14 @@ struct lp_patch {
 	bool replace;
 };
 
+/*
+ * Append one line to the process's event log (`lpatch log PID`), where the
+ * runtime logs each step: a patch's pr_info().  Callbacks use it to leave
+ * their mark in order with the runtime's own lines.  Start the text with
+ * the patch's name, as the kernel's livepatch samples do.
+ */
+void lp_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Declare the patch descriptor of this shared object. */
 #define LP_PATCH(...)                                                                              \
 	__attribute__((visibility("default"), used)) struct lp_patch lp_patch_descriptor = {       \

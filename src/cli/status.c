@@ -59,14 +59,17 @@ static void render_function(struct json_object *fn)
 static void render_object(struct json_object *obj)
 {
 	const char *path = lp_json_str(obj, "path", NULL);
+	const char *error = lp_json_str(obj, "error", NULL);
 	size_t nfuncs = lp_json_len(obj, "functions");
 
 	printf("    %s", lp_json_str(obj, "name", "<main program>"));
-	if (path && lp_json_bool(obj, "loaded", true))
+	if (path)
 		printf(" (%s)", path);
-	else
+	else if (!lp_json_bool(obj, "loaded", false))
 		fputs(" (not loaded)", stdout);
 	printf(" %s\n", lp_json_bool(obj, "patched", false) ? "patched" : "unpatched");
+	if (error)
+		printf("      %s\n", error);
 	for (size_t i = 0; i < nfuncs; i++)
 		render_function(lp_json_idx(obj, "functions", i));
 }

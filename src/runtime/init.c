@@ -15,27 +15,32 @@
 /*
  * `lpatch run` preloads the runtime into one program, not into everything
  * that program executes: take it out of LD_PRELOAD for the children.
+ * Returns whether it was there.
  */
-static void drop_from_preload(void)
+static bool drop_from_preload(void)
 {
 	const char *preload = getenv("LD_PRELOAD");
 	char *copy, *kept, *tok, *save = NULL;
 	size_t used = 0;
 	Dl_info self;
 
+	bool found = false;
+
 	if (!preload || !dladdr((void *)drop_from_preload, &self) || !self.dli_fname)
-		return;
+		return false;
 	copy = strdup(preload);
 	kept = calloc(1, strlen(preload) + 1);
 
 	if (!copy || !kept) {
 		free(copy);
 		free(kept);
-		return;
+		return false;
 	}
 	for (tok = strtok_r(copy, ": ", &save); tok; tok = strtok_r(NULL, ": ", &save)) {
-		if (strcmp(tok, self.dli_fname) == 0)
+		if (strcmp(tok, self.dli_fname) == 0) {
+			found = true;
 			continue;
+		}
 		used += (size_t)sprintf(kept + used, "%s%s", used ? ":" : "", tok);
 	}
 	if (used)
@@ -44,6 +49,7 @@ static void drop_from_preload(void)
 		unsetenv("LD_PRELOAD");
 	free(copy);
 	free(kept);
+	return found;
 }
 
 /*
@@ -54,21 +60,21 @@ static void drop_from_preload(void)
  */
 static void before_fork(void)
 {
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	lp_tasks_atfork_prepare();
 }
 
 static void after_fork_parent(void)
 {
 	lp_tasks_atfork_parent();
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 }
 
 /* The child continues any transition with its own agent (agent_main()). */
 static void after_fork_child(void)
 {
 	lp_tasks_atfork_child();
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	lp_log_atfork_child();
 	lp_agent_atfork_child();
 	if (lp_text_atfork_child() < 0 || lp_agent_start() < 0)
@@ -77,12 +83,17 @@ static void after_fork_child(void)
 
 __attribute__((constructor)) static void lp_runtime_init(void)
 {
-	drop_from_preload();
+	bool preloaded = drop_from_preload();
+	char err[LP_ERR_MAX];
+
 	lp_transition_setup();
 	if (lp_text_init() < 0 || lp_threads_init() < 0 || lp_tasks_init() < 0) {
 		lp_log("runtime disabled: %s", strerror(errno));
 		return;
 	}
+	/* Without the hook, a library loaded later would run unpatched: say so. */
+	if (lp_loader_init(!preloaded, err, sizeof(err)) < 0)
+		lp_log("libraries loaded from now on are not patched: %s", err);
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	if (lp_agent_start() < 0)
 		lp_log("cannot start the agent: %s", strerror(errno));

@@ -69,6 +69,7 @@ struct lp_ops {
 	uint8_t insn_map[LP_MAX_INSNS];
 	uintptr_t *slots; /* target, patched, unpatched, switch */
 	bool installed;	  /* the entry jump is in place */
+	bool hook;	  /* the runtime's own redirect (lp_ops_hook()) */
 };
 
 /* A function of a patch (kernel: klp_func). */
@@ -92,15 +93,16 @@ struct lp_func_rt {
 struct lp_object_rt {
 	struct lp_object *desc;
 	struct lp_patch_rt *patch;
-	char *name; /* NULL: the main program */
-	char *path; /* NULL while not loaded */
+	char *name;	       /* NULL: the main program */
+	struct lp_module *mod; /* the loaded object it is bound to; NULL while none */
+	char *path;	       /* while bound */
 	char *build_id;
 	uintptr_t bias;
 	struct lp_func_rt *funcs;
 	size_t nfuncs;
-	bool loaded;
 	bool patched;
 	bool pre_patch_done; /* its pre_patch succeeded: post_unpatch is owed */
+	char *error;	     /* why its loaded library is not patched, or NULL */
 };
 
 struct lp_patch_rt {
@@ -116,11 +118,15 @@ struct lp_patch_rt {
 	size_t nobjs;
 	bool enabled;
 	bool forced;
+	char *coming_failure; /* a library that could not take it during its transition */
 };
 
 /* core.c: the patch list and its mutex (kernel: klp_mutex). */
 extern pthread_mutex_t lp_mutex;
 extern struct list_head lp_patches;
+void lp_lock(void);
+void lp_unlock(void);
+bool lp_locked_by_me(void);
 int lp_apply_patch(int fd, const char *path, char *name, bool *waiting, char *err, size_t errlen);
 int lp_revert_patch(const char *name, bool *waiting, char *err, size_t errlen);
 int lp_force(char *msg, size_t len);
@@ -134,18 +140,59 @@ struct lp_transition_end {
 	int target;  /* LP_TASK_PATCHED or LP_TASK_UNPATCHED */
 	bool forced; /* lpatch force ended it */
 	bool reversed;
+	char failure[LP_ERR_MAX]; /* a library that came meanwhile could not take it */
 };
 /* Kernel: klp_transition_work_fn().  True when the transition ended: @end says how. */
 bool lp_transition_work(bool signal_all, struct lp_transition_end *end);
 
-/* object.c: finding and resolving the objects a patch names. */
-int lp_object_resolve(struct lp_object_rt *obj, char *err, size_t errlen);
+/* object.c: resolving a patch's object in the loaded object it names. */
+int lp_object_bind(struct lp_object_rt *obj, struct lp_module *mod, char *err, size_t errlen);
 void lp_object_release(struct lp_object_rt *obj);
+
+/* callbacks.c: the patch author's callbacks, with the kernel's rules. */
+int lp_pre_patch_callback(struct lp_object_rt *obj, char *err, size_t errlen);
+void lp_post_patch_callback(struct lp_object_rt *obj);
+void lp_pre_unpatch_callback(struct lp_object_rt *obj);
+void lp_post_unpatch_callback(struct lp_object_rt *obj);
+
+/* loader.c: the objects the loader has loaded (kernel: the module list). */
+struct link_map;
+struct lp_module {
+	struct list_head node; /* in lp_modules, load order */
+	struct link_map *map;
+	uintptr_t bias;
+	char *path; /* as loaded; the executable's file for the main program */
+	char *file; /* the base name of its real path, once needed */
+	bool main;
+	bool alive;	       /* patches apply to it (kernel: klp_alive) */
+	bool patch_file;       /* a patch's own shared object */
+	bool going;	       /* the loader unmaps it next */
+	struct link_map *root; /* whose symbol lookups watch it; NULL: none */
+	char probe[128];       /* an exported symbol of its own ... */
+	uintptr_t probe_addr;  /* ... at this address; 0: none found */
+};
+extern struct list_head lp_modules;
+extern __thread bool lp_loading_patch; /* this thread is dlopen()ing a patch */
+int lp_loader_init(bool injected, char *err, size_t errlen);
+struct lp_module *lp_module_find(const char *name);
+bool lp_module_matches(struct lp_module *mod, const char *name);
+
+/* coming.c: patches and the libraries that come and go (under lp_mutex). */
+void lp_module_coming(struct lp_module *mod);
+void lp_module_going(struct lp_module *mod, bool gone);
+void lp_module_foreign(const char *path, long lmid);
 
 /* patch.c: func stacks and redirects (kernel: patch.c). */
 int lp_func_analyse(uintptr_t addr, size_t size, struct lp_prologue *p, char *why, size_t len);
-int lp_patch_object(struct lp_object_rt *obj, char *err, size_t errlen);
-void lp_unpatch_object(struct lp_object_rt *obj);
+/* How code is restored: while it may run, before its unmap, or after it. */
+enum lp_unpatch {
+	LP_UNPATCH_LIVE,
+	LP_UNPATCH_GOING,
+	LP_UNPATCH_GONE,
+};
+int lp_patch_object(struct lp_object_rt *obj, bool fresh, char *err, size_t errlen);
+void lp_unpatch_object(struct lp_object_rt *obj, enum lp_unpatch how);
+int lp_ops_hook(uintptr_t addr, size_t size, void *handler, char *err, size_t errlen);
 void lp_ops_update(struct lp_ops *ops);
 struct lp_func_rt *lp_func_below(const struct lp_func_rt *func);
 uintptr_t lp_func_impl(const struct lp_ops *ops, const struct lp_func_rt *func);
@@ -182,6 +229,7 @@ struct lp_range {
 	const char *name; /* the replaced function's name */
 };
 struct lp_forbidden {
+	struct lp_forbidden *older; /* replaced during the transition, freed after it */
 	size_t n;
 	struct lp_range r[]; /* sorted, disjoint */
 };
@@ -200,6 +248,7 @@ bool lp_try_complete_transition(bool signal_all);
 void lp_reverse_transition(void);
 int lp_force_transition(void);
 void lp_cancel_transition(void);
+void lp_transition_objects_changed(void);
 void lp_transition_counts(size_t *total, size_t *pending);
 
 /* check.c: the agent's checks of other threads' stacks. */
@@ -215,6 +264,7 @@ const uintptr_t *lp_stack_words_find(const struct lp_forbidden *f, const uintptr
 
 /* tramp.c: trampoline memory within reach of a function. */
 int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err, size_t errlen);
+void lp_tramp_free(uintptr_t code, uintptr_t *slots);
 bool lp_tramp_contains(uintptr_t addr);
 #define LP_TRAMP_CODE_SIZE 128
 #define LP_TRAMP_SLOTS	   4
@@ -225,6 +275,7 @@ int lp_text_atfork_child(void);
 int lp_text_write(uintptr_t addr, const void *bytes, size_t len);
 int lp_text_sync(void);
 int lp_text_install_jump(struct lp_ops *ops, char *err, size_t errlen);
+int lp_text_set_jump_idle(struct lp_ops *ops, bool install, char *err, size_t errlen);
 void lp_text_remove_jump(struct lp_ops *ops);
 
 /* stopper.c: threads that block SIGTRAP, stopped while code is written. */

@@ -48,8 +48,10 @@ static json_object *object_json(const struct lp_object_rt *obj)
 	json_object_object_add(
 	    j, "build_id",
 	    obj->build_id && obj->build_id[0] ? json_object_new_string(obj->build_id) : NULL);
-	json_object_object_add(j, "loaded", json_object_new_boolean(obj->loaded));
+	json_object_object_add(j, "loaded",
+			       json_object_new_boolean(obj->mod || lp_module_find(obj->name)));
 	json_object_object_add(j, "patched", json_object_new_boolean(obj->patched));
+	json_object_object_add(j, "error", json_string_or_null(obj->error));
 	for (size_t i = 0; i < obj->nfuncs; i++)
 		json_object_array_add(funcs, func_json(&obj->funcs[i]));
 	json_object_object_add(j, "functions", funcs);
@@ -183,7 +185,7 @@ char *lp_status_json(bool threads)
 	char *text;
 	int order = 0;
 
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	json_object_object_add(root, "pid", json_object_new_int(getpid()));
 	json_object_object_add(root, "version", json_object_new_string(LP_VERSION));
 	json_object_object_add(root, "transition", transition_json());
@@ -192,7 +194,7 @@ char *lp_status_json(bool threads)
 	json_object_object_add(root, "patches", patches);
 	if (threads)
 		json_object_object_add(root, "threads", threads_json());
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	text = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
 							       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);

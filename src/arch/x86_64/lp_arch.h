@@ -46,6 +46,13 @@ int lp_arch_analyse(const uint8_t *code, size_t size, uintptr_t addr, struct lp_
 		    char *err, size_t errlen);
 
 /*
+ * Whether @code[0, @len), running at @addr, holds only padding between
+ * functions (nops or int3): code no branch leads to, which a jump may
+ * displace after a function shorter than the jump.
+ */
+bool lp_arch_is_padding(const uint8_t *code, size_t len, uintptr_t addr);
+
+/*
  * Write to @buf the displaced instructions of @p relocated to run at @at
  * (RIP-relative operands and relative branches fixed up), followed by a jump
  * to p->site + p->len.  @insn_map receives, for each displaced instruction i,
@@ -107,5 +114,12 @@ int lp_arch_emit_stubs(const struct lp_stub_layout *l, uint8_t *buf, size_t bufs
  * pointer the patched function was entered with, restores them.
  */
 void lp_arch_switch_entry(void);
+
+/*
+ * The loader's debugger hook leads here (loader.c): saves every register a
+ * caller of a function may still need, in case the loader's code was built
+ * to know that its hook clobbers none, and calls lp_loader_event().
+ */
+void lp_arch_loader_entry(void);
 
 #endif /* LP_ARCH_H */

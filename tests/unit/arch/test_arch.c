@@ -145,6 +145,34 @@ static void test_padding(void)
 	CHECK_EQ(p.ninsns, 4);
 }
 
+/* The loader's hook: a `ret` followed by padding up to the next function. */
+static void test_between_functions(void)
+{
+	static const uint8_t hook[16] = {
+		0xc3,							  /* ret */
+		0x66, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00, /* nopw */
+		0x0f, 0x1f, 0x40, 0x00,					  /* nopl */
+	};
+	static const uint8_t int3s[] = {0xcc, 0xcc, 0x90, 0xcc};
+	static const uint8_t code[] = {0x90, 0x31, 0xc0};
+	struct lp_prologue p;
+
+	CHECK(lp_arch_is_padding(hook + 1, sizeof(hook) - 1, FUNC_ADDR + 1));
+	CHECK(lp_arch_is_padding(int3s, sizeof(int3s), FUNC_ADDR));
+	CHECK(lp_arch_is_padding(hook, 0, FUNC_ADDR));
+	CHECK(!lp_arch_is_padding(code, sizeof(code), FUNC_ADDR));
+	CHECK(!lp_arch_is_padding(hook, sizeof(hook), FUNC_ADDR));
+	/* Cut inside the nopw: not whole instructions, not padding. */
+	CHECK(!lp_arch_is_padding(hook + 1, 6, FUNC_ADDR + 1));
+
+	/* One byte alone is too short; with its padding the jump fits. */
+	CHECK(analyse(hook, 1, &p) < 0);
+	CHECK_EQ(analyse(hook, sizeof(hook), &p), 0);
+	CHECK_EQ(p.site, FUNC_ADDR);
+	CHECK_EQ(p.len, 12);
+	CHECK_EQ(p.ninsns, 2);
+}
+
 static void test_rip_relative(void)
 {
 	uint8_t f[] = {
@@ -704,6 +732,7 @@ int main(void)
 	test_endbr64_prologue();
 	test_push_rbp_prologue();
 	test_padding();
+	test_between_functions();
 	test_rip_relative();
 	test_rip_relative_imm();
 	test_jmp();
