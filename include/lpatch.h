@@ -109,12 +109,51 @@ struct lp_state {
 };
 
 struct lp_patch {
-	unsigned int abi;	/* LP_ABI_VERSION, set by LP_PATCH() */
-	const char *name;	/* NULL: the file name without ".so" */
-	struct lp_object *objs; /* ends with an entry whose name and funcs are NULL */
-	struct lp_state *states;
-	bool replace;
+	unsigned int abi;	 /* LP_ABI_VERSION, set by LP_PATCH() */
+	const char *name;	 /* NULL: the file name without ".so" */
+	struct lp_object *objs;	 /* ends with an entry whose name and funcs are NULL */
+	struct lp_state *states; /* ends with an entry whose id is 0; may be NULL */
+	bool replace;		 /* atomic replace: this patch replaces all the others */
 };
+
+/*
+ * This patch's own descriptor, the one LP_PATCH() defines, for
+ * lp_get_state(&lp_this_patch, ID).  Hidden: it is always this file's.
+ */
+extern struct lp_patch lp_this_patch __attribute__((visibility("hidden")));
+
+/*
+ * System states (kernel: klp_get_state(), klp_get_prev_state()).  A patch
+ * that changes the system in a way that outlives its own code (a setting, a
+ * data layout) describes it with a state, an id and a version.  A patch may
+ * only be applied when, for every state of every installed patch, it
+ * carries the same id at an equal or higher version; a replace patch must
+ * carry every such state.  Call these from callbacks only.
+ *
+ * lp_get_state(): @patch's state @id, or NULL.
+ * lp_get_prev_state(): during a transition, the state @id of the newest
+ * installed patch below the one in transition, or NULL.  A cumulative
+ * patch takes the state over in its pre_patch when there is one; its
+ * post_unpatch tells a reversed transition (the previous patch still holds
+ * the state: leave it) from a disable (nobody does: undo it).
+ */
+struct lp_state *lp_get_state(struct lp_patch *patch, unsigned long id);
+struct lp_state *lp_get_prev_state(unsigned long id);
+
+/*
+ * Where the object a callback is called for stands, the kernel's module
+ * state: LP_OBJECT_COMING while its library is being loaded (its code has
+ * not run yet), LP_OBJECT_GOING while it is being unloaded (its destructors
+ * ran), LP_OBJECT_LIVE when loaded otherwise (the main program always),
+ * LP_OBJECT_NOT_LOADED when not loaded or not an object of an applied patch.
+ */
+enum lp_object_state {
+	LP_OBJECT_NOT_LOADED,
+	LP_OBJECT_COMING,
+	LP_OBJECT_LIVE,
+	LP_OBJECT_GOING,
+};
+enum lp_object_state lp_object_state(const struct lp_object *obj);
 
 /*
  * Append one line to the process's event log (`lpatch log PID`), where the
@@ -127,7 +166,8 @@ void lp_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Declare the patch descriptor of this shared object. */
 #define LP_PATCH(...)                                                                              \
 	__attribute__((visibility("default"), used)) struct lp_patch lp_patch_descriptor = {       \
-	    .abi = LP_ABI_VERSION, __VA_ARGS__}
+	    .abi = LP_ABI_VERSION, __VA_ARGS__};                                                   \
+	extern struct lp_patch lp_this_patch __attribute__((alias("lp_patch_descriptor")))
 
 #ifdef __cplusplus
 }

@@ -39,3 +39,25 @@ void lp_post_unpatch_callback(struct lp_object_rt *obj)
 		obj->desc->callbacks.post_unpatch(obj->desc);
 	obj->pre_patch_done = false;
 }
+
+/* Where a callback's object stands (lpatch.h); only callbacks ask, under lp_mutex. */
+__attribute__((visibility("default"))) enum lp_object_state
+lp_object_state(const struct lp_object *desc)
+{
+	const struct lp_patch_rt *patch;
+
+	list_for_each_entry (patch, &lp_patches, node) {
+		for (size_t o = 0; o < patch->nobjs; o++) {
+			const struct lp_object_rt *obj = &patch->objs[o];
+
+			if (obj->desc != desc)
+				continue;
+			if (!obj->mod)
+				return LP_OBJECT_NOT_LOADED;
+			if (obj->mod->coming)
+				return LP_OBJECT_COMING;
+			return obj->mod->going ? LP_OBJECT_GOING : LP_OBJECT_LIVE;
+		}
+	}
+	return LP_OBJECT_NOT_LOADED;
+}

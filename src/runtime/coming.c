@@ -127,12 +127,13 @@ void lp_module_coming(struct lp_module *mod)
 	char err[LP_ERR_MAX], why[LP_ERR_MAX];
 	struct lp_patch_rt *patch;
 
+	mod->coming = true;
 	list_for_each_entry (patch, &lp_patches, node) {
 		struct lp_object_rt *obj = object_for(patch, mod, false);
 
 		if (!obj || apply_coming(patch, obj, mod, err, sizeof(err)) == 0)
 			continue;
-		lp_log("'%s': %s", patch->name, err);
+		lp_log("%s", err);
 		lp_log("patch '%s' failed for library '%s', which stays unpatched", patch->name,
 		       label(mod));
 		set_error(obj, "%s (%s)", err, label(mod));
@@ -140,8 +141,9 @@ void lp_module_coming(struct lp_module *mod)
 			patch->coming_failure = strdup(obj->error);
 		snprintf(why, sizeof(why), "patch '%s' failed for this library", patch->name);
 		undo_coming(mod, patch, why);
-		return;
+		break;
 	}
+	mod->coming = false;
 }
 
 /*

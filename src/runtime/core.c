@@ -171,6 +171,8 @@ static void free_patch(struct lp_patch_rt *patch)
 		free(obj->funcs);
 		free(obj->name);
 		free(obj->error);
+		if (obj->dynamic)
+			free(obj->desc);
 	}
 	free(patch->objs);
 	free(patch->path);
@@ -384,10 +386,13 @@ static int count_funcs(const struct lp_patch_rt *patch, size_t *nobjs)
 
 	*nobjs = 0;
 	for (size_t o = 0; o < patch->nobjs; o++) {
-		if (!patch->objs[o].mod)
+		const struct lp_object_rt *obj = &patch->objs[o];
+
+		if (!obj->mod || obj->dynamic)
 			continue;
 		(*nobjs)++;
-		n += (int)patch->objs[o].nfuncs;
+		for (size_t i = 0; i < obj->nfuncs; i++)
+			n += !obj->funcs[i].nop;
 	}
 	return n;
 }
@@ -397,9 +402,11 @@ static void describe_enabled(const struct lp_patch_rt *patch, char *msg, size_t 
 	size_t nobjs;
 	int nfuncs = count_funcs(patch, &nobjs);
 
-	size_t later = patch->nobjs - nobjs;
+	size_t later = 0;
 	char rest[64] = "";
 
+	for (size_t o = 0; o < patch->nobjs; o++)
+		later += !patch->objs[o].mod && !patch->objs[o].dynamic;
 	/* The loader hook patches those when they load (coming.c). */
 	if (later)
 		snprintf(rest, sizeof(rest), "; %zu not loaded yet", later);
@@ -422,6 +429,30 @@ static void retire(struct lp_patch_rt *patch)
 		lp_object_release(&patch->objs[o]);
 	list_del(&patch->node);
 	list_add_tail(&patch->node, &retired);
+}
+
+/*
+ * A transition of @patch to @target completed: a disabled patch goes, and
+ * an enabled replace patch's transition disabled the patches it replaced
+ * (kernel: klp_free_patch_async(), klp_free_replaced_patches_async()).
+ * Forcing it let threads run theirs unchecked too: their code stays.
+ */
+static void settle(struct lp_patch_rt *patch, int target)
+{
+	struct lp_patch_rt *old, *tmp;
+
+	if (target == LP_TASK_UNPATCHED) {
+		retire(patch);
+		return;
+	}
+	list_for_each_entry_safe (old, tmp, &lp_patches, node) {
+		if (old == patch)
+			break;
+		if (old->enabled)
+			continue;
+		old->forced |= patch->forced;
+		retire(old);
+	}
 }
 
 /*
@@ -448,11 +479,17 @@ int lp_apply_patch(int fd, const char *path, char *name, bool *waiting, char *er
 	} else if (lp_transition_patch) {
 		busy(err, errlen);
 		ret = -EBUSY;
+	} else if (lp_states_compatible(patch, err, errlen) < 0) {
+		lp_log("%s", err);
+	} else if (patch->desc->replace && lp_add_nops(patch) < 0) {
+		snprintf(err, errlen, "out of memory");
 	} else if (resolve_objects(patch, err, errlen) < 0) {
 		lp_log("'%s': %s", patch->name, err);
 	} else if (enable_patch(patch, &done, err, errlen) == 0) {
 		describe_enabled(patch, err, errlen);
 		snprintf(name, LP_NAME_MAX, "%s", patch->name);
+		if (done)
+			settle(patch, LP_TASK_PATCHED);
 		ret = 0;
 	}
 	lp_unlock();
@@ -512,7 +549,7 @@ int lp_revert_patch(const char *name, bool *waiting, char *err, size_t errlen)
 	}
 	if (ret == 0) {
 		if (done)
-			retire(patch);
+			settle(patch, LP_TASK_UNPATCHED);
 		snprintf(err, errlen, "patch '%s' disabled", name);
 		*waiting = !done;
 	}
@@ -547,8 +584,7 @@ bool lp_transition_work(bool signal_all, struct lp_transition_end *end)
 			 patch->coming_failure ? patch->coming_failure : "");
 		free(patch->coming_failure);
 		patch->coming_failure = NULL;
-		if (target == LP_TASK_UNPATCHED)
-			retire(patch);
+		settle(patch, target);
 		done = true;
 	}
 	lp_unlock();

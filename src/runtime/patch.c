@@ -212,6 +212,12 @@ static void unpatch_func(struct lp_func_rt *func, enum lp_unpatch how)
 	ops_destroy(ops);
 }
 
+/* Undo one function's redirect, while its code may run. */
+void lp_unpatch_func(struct lp_func_rt *func)
+{
+	unpatch_func(func, LP_UNPATCH_LIVE);
+}
+
 /*
  * Undo every redirect of @obj, @how its code may be running: LIVE, while
  * any thread may; GOING, its library's destructors ran and it is unmapped

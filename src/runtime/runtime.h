@@ -102,6 +102,7 @@ struct lp_object_rt {
 	size_t nfuncs;
 	bool patched;
 	bool pre_patch_done; /* its pre_patch succeeded: post_unpatch is owed */
+	bool dynamic;	     /* made for nops only (replace.c); its desc is ours */
 	char *error;	     /* why its loaded library is not patched, or NULL */
 };
 
@@ -165,6 +166,7 @@ struct lp_module {
 	char *file; /* the base name of its real path, once needed */
 	bool main;
 	bool alive;	       /* patches apply to it (kernel: klp_alive) */
+	bool coming;	       /* being loaded: none of its code has run yet */
 	bool patch_file;       /* a patch's own shared object */
 	bool going;	       /* the loader unmaps it next */
 	struct link_map *root; /* whose symbol lookups watch it; NULL: none */
@@ -192,7 +194,16 @@ enum lp_unpatch {
 };
 int lp_patch_object(struct lp_object_rt *obj, bool fresh, char *err, size_t errlen);
 void lp_unpatch_object(struct lp_object_rt *obj, enum lp_unpatch how);
+void lp_unpatch_func(struct lp_func_rt *func);
 int lp_ops_hook(uintptr_t addr, size_t size, void *handler, char *err, size_t errlen);
+
+/* replace.c: atomic replace (kernel: nops, klp_unpatch_replaced_patches()). */
+int lp_add_nops(struct lp_patch_rt *patch);
+void lp_unpatch_replaced(const struct lp_patch_rt *patch);
+void lp_discard_nops(struct lp_patch_rt *patch);
+
+/* state.c: system states (kernel: state.c). */
+int lp_states_compatible(const struct lp_patch_rt *patch, char *err, size_t errlen);
 void lp_ops_update(struct lp_ops *ops);
 struct lp_func_rt *lp_func_below(const struct lp_func_rt *func);
 uintptr_t lp_func_impl(const struct lp_ops *ops, const struct lp_func_rt *func);

@@ -33,7 +33,9 @@ static json_object *func_json(const struct lp_func_rt *func)
 	json_object_object_add(j, "name", json_object_new_string(func->name));
 	json_object_object_add(j, "sympos", json_object_new_uint64(func->sympos));
 	json_object_object_add(j, "old_addr", func->old_addr ? json_addr(func->old_addr) : NULL);
-	json_object_object_add(j, "new_addr", json_addr((uintptr_t)func->new_func));
+	json_object_object_add(j, "new_addr",
+			       func->nop ? NULL : json_addr((uintptr_t)func->new_func));
+	json_object_object_add(j, "nop", json_object_new_boolean(func->nop));
 	json_object_object_add(j, "patched", json_object_new_boolean(func->patched));
 	json_object_object_add(j, "transition", json_object_new_boolean(func->transition));
 	return j;

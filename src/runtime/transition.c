@@ -183,6 +183,10 @@ static void complete_transition(void)
 	int state = lp_target_state;
 
 	lp_log("'%s': completing %s transition", patch->name, state_name(state));
+	if (state == LP_TASK_PATCHED && patch->desc->replace) {
+		lp_unpatch_replaced(patch);
+		lp_discard_nops(patch);
+	}
 	if (state == LP_TASK_UNPATCHED) {
 		for (size_t o = 0; o < patch->nobjs; o++)
 			lp_unpatch_object(&patch->objs[o], LP_UNPATCH_LIVE);
@@ -190,12 +194,13 @@ static void complete_transition(void)
 	set_transition(patch, false);
 	lp_check_quiesce();
 	set_all_threads(LP_TASK_IDLE, LP_PENDING_NONE);
-	lp_transition_patch = NULL;
-	lp_target_state = LP_TASK_IDLE;
 	publish(LP_TASK_IDLE);
 	lp_check_release();
+	/* Still the patch in transition: lp_get_prev_state() answers for it. */
 	run_post_callbacks(patch, state);
 	lp_log("'%s': %s complete", patch->name, state_name(state));
+	lp_transition_patch = NULL;
+	lp_target_state = LP_TASK_IDLE;
 }
 
 /* Check the threads not switched yet; complete when none is left. */

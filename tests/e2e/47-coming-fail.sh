@@ -42,7 +42,7 @@ lp_ok log "$PID"
 [ "$(sed -n '/loading library/,$p' <<<"$LP_OUT")" = "lpatch: applying patch 'coming_a' to loading library 'libcoming.so'
 lpatch: applying patch 'coming_fail' to loading library 'libcoming.so'
 coming_fail: pre_patch_callback: libcoming.so: refused
-lpatch: 'coming_fail': pre-patch callback failed for object 'libcoming.so'
+lpatch: pre-patch callback failed for object 'libcoming.so'
 lpatch: patch 'coming_fail' failed for library 'libcoming.so', which stays unpatched
 lpatch: reverting patch 'coming_a' on library 'libcoming.so'" ] ||
 	fail "unexpected log of the refused load: $LP_OUT"
