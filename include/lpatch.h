@@ -52,6 +52,17 @@ struct lp_func {
 };
 
 /*
+ * Declare a replacement function with this when lpatch refuses it because
+ * "its callers may count on it leaving rcx, ... unchanged": the compiler
+ * of the target (GCC's -fipa-ra, on from -O2) let callers of the original
+ * keep values in registers the original does not touch.  The function then
+ * saves and restores every general register it changes, its return value
+ * register aside, and uses no vector registers (so no floating point).
+ */
+#define LP_PRESERVE_REGISTERS                                                                      \
+	__attribute__((no_caller_saved_registers, target("general-regs-only")))
+
+/*
  * A reference from the patch to a symbol of the patched object (a function
  * or a variable, static ones included): the runtime stores the symbol's
  * address in *addr before the patch is enabled, or refuses the patch when

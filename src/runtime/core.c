@@ -285,6 +285,15 @@ static void size_new_funcs(struct lp_patch_rt *patch, const char *path)
 	lp_elf_close(elf);
 }
 
+/* What every replacement function may change (regs.c); unknown size: anything. */
+static void note_new_clobbers(struct lp_patch_rt *patch)
+{
+	for (size_t o = 0; o < patch->nobjs; o++)
+		for (size_t i = 0; i < patch->objs[o].nfuncs; i++)
+			patch->objs[o].funcs[i].new_clobbers =
+			    lp_new_func_clobbers(&patch->objs[o].funcs[i]);
+}
+
 /*
  * dlopen() the file through its descriptor, which stays open while the
  * patch is loaded: the loader knows objects by name, and a name like
@@ -328,6 +337,7 @@ static struct lp_patch_rt *load_patch(int fd, const char *path, const char *name
 	patch->fd = fd;
 	dl_iterate_phdr(text_range_cb, patch);
 	size_new_funcs(patch, fdpath);
+	note_new_clobbers(patch);
 	return patch;
 }
 

@@ -96,6 +96,11 @@ static int resolve_funcs(struct lp_object_rt *obj, struct lp_elf *elf, char *err
 				 display_name(obj), why);
 			return -1;
 		}
+		if (lp_check_clobbers(func, elf, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "cannot patch '%s' in %s safely: %s", func->name,
+				 display_name(obj), why);
+			return -1;
+		}
 	}
 	return 0;
 }

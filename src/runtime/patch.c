@@ -267,6 +267,27 @@ int lp_patch_object(struct lp_object_rt *obj, bool fresh, char *err, size_t errl
 }
 
 /*
+ * A copy of the @size bytes of the function at @addr as its file has them:
+ * once redirected, its first bytes are our jump.  NULL when out of memory.
+ */
+uint8_t *lp_func_original_code(uintptr_t addr, size_t size)
+{
+	const struct lp_ops *ops = ops_find(addr);
+	uint8_t *copy = malloc(size ? size : 1);
+
+	if (!copy)
+		return NULL;
+	memcpy(copy, (const void *)addr, size);
+	if (ops && ops->installed) {
+		size_t off = ops->prologue.site - addr, len = ops->prologue.len;
+
+		if (off < size)
+			memcpy(copy + off, ops->prologue.orig, len < size - off ? len : size - off);
+	}
+	return copy;
+}
+
+/*
  * A redirect of the runtime's own: the function at @addr (@size bytes) runs
  * @handler instead, for good.  No patch can replace that function.
  */

@@ -82,7 +82,8 @@ struct lp_func_rt {
 	uintptr_t old_addr;
 	size_t old_size;
 	void *new_func;
-	size_t new_size; /* 0: unknown, the patch's whole text stands for it */
+	size_t new_size;       /* 0: unknown, the patch's whole text stands for it */
+	uint32_t new_clobbers; /* call-clobbered registers new_func may change (regs.c) */
 	struct lp_ops *ops;
 	bool nop;
 	bool patched;
@@ -195,7 +196,13 @@ enum lp_unpatch {
 int lp_patch_object(struct lp_object_rt *obj, bool fresh, char *err, size_t errlen);
 void lp_unpatch_object(struct lp_object_rt *obj, enum lp_unpatch how);
 void lp_unpatch_func(struct lp_func_rt *func);
+uint8_t *lp_func_original_code(uintptr_t addr, size_t size);
 int lp_ops_hook(uintptr_t addr, size_t size, void *handler, char *err, size_t errlen);
+
+/* regs.c: a replacement may change no register its original leaves alone. */
+struct lp_elf;
+uint32_t lp_new_func_clobbers(const struct lp_func_rt *func);
+int lp_check_clobbers(const struct lp_func_rt *func, struct lp_elf *elf, char *why, size_t len);
 
 /* replace.c: atomic replace (kernel: nops, klp_unpatch_replaced_patches()). */
 int lp_add_nops(struct lp_patch_rt *patch);

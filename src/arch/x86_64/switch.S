@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * lp_arch_switch_entry: called by a slow stub, at the entry of a function in
- * transition, for a thread whose switch is pending.  Everything that may
- * carry an argument of the function being entered is kept: the integer
- * argument registers, %rax (the vector count of a variadic call), %r10 (the
- * static chain), %r11, and %xmm0-7.  lp_task_self_switch() gets the stack
- * pointer the function was entered with: its caller's return address is
- * the first word there.
+ * transition, for a thread whose switch is pending.  Every call-clobbered
+ * register is kept, not only those that may carry an argument of the
+ * function being entered (the integer argument registers, %rax for a
+ * variadic call, %r10 for the static chain, %xmm0-7): a caller built with
+ * -fipa-ra may keep values in the others across a call to a function it
+ * knows leaves them alone.  lp_task_self_switch() gets the stack pointer
+ * the function was entered with: its caller's return address is the first
+ * word there.
  */
 	.text
 	.globl	lp_arch_switch_entry
@@ -29,7 +31,7 @@ lp_arch_switch_entry:
 	pushq	%r9
 	pushq	%r10
 	pushq	%r11
-	subq	$128, %rsp
+	subq	$256, %rsp
 	andq	$-16, %rsp
 	movdqu	%xmm0, 0(%rsp)
 	movdqu	%xmm1, 16(%rsp)
@@ -39,6 +41,14 @@ lp_arch_switch_entry:
 	movdqu	%xmm5, 80(%rsp)
 	movdqu	%xmm6, 96(%rsp)
 	movdqu	%xmm7, 112(%rsp)
+	movdqu	%xmm8, 128(%rsp)
+	movdqu	%xmm9, 144(%rsp)
+	movdqu	%xmm10, 160(%rsp)
+	movdqu	%xmm11, 176(%rsp)
+	movdqu	%xmm12, 192(%rsp)
+	movdqu	%xmm13, 208(%rsp)
+	movdqu	%xmm14, 224(%rsp)
+	movdqu	%xmm15, 240(%rsp)
 	/* 8(%rbp) returns into the stub; 16(%rbp) is the function's entry sp. */
 	leaq	16(%rbp), %rdi
 	call	lp_task_self_switch
@@ -50,6 +60,14 @@ lp_arch_switch_entry:
 	movdqu	80(%rsp), %xmm5
 	movdqu	96(%rsp), %xmm6
 	movdqu	112(%rsp), %xmm7
+	movdqu	128(%rsp), %xmm8
+	movdqu	144(%rsp), %xmm9
+	movdqu	160(%rsp), %xmm10
+	movdqu	176(%rsp), %xmm11
+	movdqu	192(%rsp), %xmm12
+	movdqu	208(%rsp), %xmm13
+	movdqu	224(%rsp), %xmm14
+	movdqu	240(%rsp), %xmm15
 	leaq	-72(%rbp), %rsp
 	popq	%r11
 	popq	%r10

@@ -173,6 +173,80 @@ static void test_between_functions(void)
 	CHECK_EQ(p.ninsns, 2);
 }
 
+/* Callees of the functions in test_clobbers(): one at CALLEE_ADDR. */
+#define CALLEE_ADDR (FUNC_ADDR + 0x1000)
+static const uint8_t callee_code[] = {
+	0x4c, 0x89, 0xc0, /* mov %r8, %rax */
+	0xc3,
+};
+
+static int find_callee(uintptr_t addr, const uint8_t **code, size_t *size, void *arg)
+{
+	(void)arg;
+	if (addr != CALLEE_ADDR)
+		return -1;
+	*code = callee_code;
+	*size = sizeof(callee_code);
+	return 0;
+}
+
+static void test_clobbers(void)
+{
+	static const struct lp_clobber_ctx ctx = {.callee = find_callee};
+	static const struct lp_clobber_ctx none;
+	static const uint8_t leaf[] = {
+		0x89, 0xf8,	    /* mov %edi, %eax */
+		0x0f, 0xaf, 0xc6,   /* imul %esi, %eax */
+		0x48, 0x63, 0xd0,   /* movslq %eax, %rdx */
+		0xc3,
+	};
+	static const uint8_t saves[] = {
+		0x51,		    /* push %rcx */
+		0x41, 0x50,	    /* push %r8 */
+		0x89, 0xf9,	    /* mov %edi, %ecx */
+		0x45, 0x31, 0xc0,   /* xor %r8d, %r8d */
+		0x8d, 0x04, 0x0f,   /* lea (%rdi,%rcx), %eax */
+		0x41, 0x58,	    /* pop %r8 */
+		0x59,		    /* pop %rcx */
+		0xc3,
+	};
+	static const uint8_t vector[] = {
+		0x66, 0x0f, 0xef, 0xc9, /* pxor %xmm1, %xmm1 */
+		0xc3,
+	};
+	static const uint8_t syscall_insn[] = {0x0f, 0x05, 0xc3}; /* syscall: rax, rcx, r11 */
+	/* call CALLEE_ADDR (mov %r8, %rax); call a function not known */
+	uint8_t calls[] = {0xe8, 0, 0, 0, 0, 0xc3};
+	uint8_t unknown[] = {0xe8, 0, 0, 0, 0, 0xc3};
+	char names[128];
+
+	uint32_t rel = (uint32_t)(CALLEE_ADDR - (FUNC_ADDR + 5)), far = 0x12345;
+
+	memcpy(calls + 1, &rel, sizeof(rel));
+	memcpy(unknown + 1, &far, sizeof(far));
+
+	CHECK_EQ(lp_arch_clobbers(&none, leaf, sizeof(leaf), FUNC_ADDR, false), 0x5);
+	CHECK_EQ(lp_arch_clobbers(&none, leaf, sizeof(leaf), FUNC_ADDR, true), 0x5);
+	/* Pushed before written: saved, whatever the function does with them. */
+	CHECK_EQ(lp_arch_clobbers(&none, saves, sizeof(saves), FUNC_ADDR, true), 0x1);
+	CHECK_EQ(lp_arch_clobbers(&none, vector, sizeof(vector), FUNC_ADDR, true), 1u << 10);
+	CHECK_EQ(lp_arch_clobbers(&none, syscall_insn, sizeof(syscall_insn), FUNC_ADDR, false),
+		 0x1 | 0x2 | 0x100);
+	/* A known callee counts with what it changes, an unknown one with everything. */
+	CHECK_EQ(lp_arch_clobbers(&ctx, calls, sizeof(calls), FUNC_ADDR, false), 0x1);
+	CHECK_EQ(lp_arch_clobbers(&ctx, unknown, sizeof(unknown), FUNC_ADDR, false),
+		 LP_CLOBBER_ALL);
+	/* A replacement's callees count for the general registers only. */
+	CHECK_EQ(lp_arch_clobbers(&none, unknown, sizeof(unknown), FUNC_ADDR, true),
+		 LP_CLOBBER_GPRS);
+	/* Unknown size: from above, everything; from below, nothing. */
+	CHECK_EQ(lp_arch_clobbers(&none, leaf, 0, FUNC_ADDR, true), LP_CLOBBER_ALL);
+	CHECK_EQ(lp_arch_clobbers(&none, leaf, 0, FUNC_ADDR, false), 0);
+
+	lp_arch_clobber_names(0x2 | 0x20 | 1u << 12, names, sizeof(names));
+	CHECK(strcmp(names, "rcx, r8, xmm3") == 0);
+}
+
 static void test_rip_relative(void)
 {
 	uint8_t f[] = {
@@ -733,6 +807,7 @@ int main(void)
 	test_push_rbp_prologue();
 	test_padding();
 	test_between_functions();
+	test_clobbers();
 	test_rip_relative();
 	test_rip_relative_imm();
 	test_jmp();
