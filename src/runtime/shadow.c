@@ -39,7 +39,7 @@ struct stripe {
 	struct shadow **buckets; /* NULL until the stripe's first variable */
 	size_t mask;		 /* buckets - 1 */
 	size_t count;
-} __attribute__((aligned(64))); /* one cache line each: no false sharing */
+} __attribute__((aligned(64))); /* no two stripes share a cache line */
 
 /* Writers first: a stream of gets must not starve an alloc or a free. */
 #define STRIPE_LOCK_INIT PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP
