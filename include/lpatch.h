@@ -188,8 +188,9 @@ void lp_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * allocation: nothing is stored and the data is freed.  It runs with a lock
  * of the table held, so it must be short: it must not call lp_shadow_*
  * (refused: such a call returns NULL or does nothing, and logs an error),
- * must not wait for other threads, and must not fork.  It may read the
- * object, fill the data, call malloc() and lp_printf().
+ * must not wait for other threads or fork, and must return (no longjmp(),
+ * no exception).  It may read the object, fill the data, call malloc() and
+ * lp_printf().
  *
  * Destructor: called once, with no lock held, after the variable has left
  * the table and before its data is freed.  It may do anything, including
