@@ -180,6 +180,66 @@ void lp_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 	    .abi = LP_ABI_VERSION, __VA_ARGS__};                                                   \
 	extern struct lp_patch lp_this_patch __attribute__((alias("lp_patch_descriptor")))
 
+/* ---- Shadow variables -------------------------------------------------
+ *
+ * Data a patch attaches to an existing object without changing its layout
+ * (kernel: klp_shadow_*): the field a fix needs but the struct lacks.  A
+ * shadow variable is keyed by (obj, id): obj is any address, normally the
+ * object's; id tells the variables of one object apart.  The runtime
+ * (liblpatch.so) provides these functions; a patch calls them directly.
+ *
+ * All are thread-safe; none is async-signal-safe.  Nothing is freed when a
+ * patch is reverted or unloaded: a patch frees its variables itself, e.g.
+ * with lp_shadow_free_all() in its post_unpatch callback.  The data stays
+ * valid after the patch that made it is gone, so a later patch may take it
+ * over by its id.
+ *
+ * Constructor: called once, for a new variable only, with its data zeroed,
+ * before any other thread can see it.  A non-zero return fails the
+ * allocation: nothing is stored and the data is freed.  It runs with a lock
+ * of the table held, so it must be short: it must not call lp_shadow_*
+ * (refused: such a call returns NULL or does nothing, and logs an error),
+ * must not wait for other threads or fork, and must return (no longjmp(),
+ * no exception).  It may read the object, fill the data, call malloc() and
+ * lp_printf().
+ *
+ * Destructor: called once, with no lock held, after the variable has left
+ * the table and before its data is freed.  It may do anything, including
+ * call lp_shadow_*.  Its code must still be loaded when it is called.
+ */
+typedef int (*lp_shadow_ctor_t)(void *obj, void *shadow_data, void *ctor_data);
+typedef void (*lp_shadow_dtor_t)(void *obj, void *shadow_data);
+
+/* The data of variable (obj, id), or NULL when there is none. */
+void *lp_shadow_get(void *obj, unsigned long id);
+
+/*
+ * A new variable (obj, id) of @size bytes, aligned as malloc()'s memory,
+ * zeroed, then passed to @ctor (when not NULL) with @ctor_data.  NULL, with
+ * a warning in the event log, when (obj, id) already exists; NULL when
+ * memory runs out or @ctor fails.
+ */
+void *lp_shadow_alloc(void *obj, unsigned long id, size_t size, lp_shadow_ctor_t ctor,
+		      void *ctor_data);
+
+/*
+ * The data of (obj, id); made as lp_shadow_alloc() makes it when there is
+ * none.  However many threads race, exactly one variable exists afterwards
+ * and @ctor runs only for it.
+ */
+void *lp_shadow_get_or_alloc(void *obj, unsigned long id, size_t size, lp_shadow_ctor_t ctor,
+			     void *ctor_data);
+
+/* Remove (obj, id), if it exists: @dtor (when not NULL) runs, then the data is freed. */
+void lp_shadow_free(void *obj, unsigned long id, lp_shadow_dtor_t dtor);
+
+/*
+ * Remove every variable with this id, whatever its object, each as
+ * lp_shadow_free() does.  Not one atomic step: a variable allocated while it
+ * runs may survive it.
+ */
+void lp_shadow_free_all(unsigned long id, lp_shadow_dtor_t dtor);
+
 #ifdef __cplusplus
 }
 #endif

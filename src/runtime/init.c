@@ -62,10 +62,12 @@ static void before_fork(void)
 {
 	lp_lock();
 	lp_tasks_atfork_prepare();
+	lp_shadow_atfork_prepare(); /* after lp_lock(): callbacks use shadow variables */
 }
 
 static void after_fork_parent(void)
 {
+	lp_shadow_atfork_parent();
 	lp_tasks_atfork_parent();
 	lp_unlock();
 }
@@ -73,6 +75,7 @@ static void after_fork_parent(void)
 /* The child continues any transition with its own agent (agent_main()). */
 static void after_fork_child(void)
 {
+	lp_shadow_atfork_child();
 	lp_tasks_atfork_child();
 	lp_unlock();
 	lp_log_atfork_child();

@@ -346,6 +346,11 @@ void lp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *lp_log_dump(size_t *len);
 void lp_log_atfork_child(void);
 
+/* shadow.c: shadow variables (lpatch.h); the table is whole in a forked child. */
+void lp_shadow_atfork_prepare(void);
+void lp_shadow_atfork_parent(void);
+void lp_shadow_atfork_child(void);
+
 /* status.c */
 char *lp_status_json(bool threads);
 
