@@ -254,6 +254,11 @@ bool lp_thread_blocked_now(pid_t tid);
 uint64_t lp_thread_sigset(pid_t tid, const char *field);
 bool lp_syscall_interruptible(long nr);
 bool lp_thread_still_blocked(const struct lp_thread_ctx *ctx);
+struct lp_stops {
+	uint64_t count, longest_ns, longest_cpu_ns;
+	int most_at_once;
+};
+void lp_threads_stops(struct lp_stops *s);
 int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err, size_t errlen);
 
 /* A copy of a thread's registers and stack, taken by the thread itself in the visit signal. */

@@ -58,6 +58,10 @@ struct visit {
 static struct visit *_Atomic current_visit;
 static _Atomic int visit_users;
 
+/* What the visits cost the threads, for `status` (lp_threads_stops()). */
+static _Atomic uint64_t stops, longest_stop_ns, longest_cpu_ns;
+static _Atomic int most_at_once;
+
 static long futex(_Atomic int *word, int op, int val, const struct timespec *ts)
 {
 	return syscall(SYS_futex, word, op, val, ts, NULL, 0);
@@ -115,17 +119,53 @@ static void take_snapshot(struct lp_snapshot *snap, const ucontext_t *uc)
 		snap->stack_whole = false;
 }
 
+static uint64_t clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The maximum of @max and @v, kept in @max. */
+static void keep_max(_Atomic uint64_t *max, uint64_t v)
+{
+	uint64_t seen = atomic_load(max);
+
+	while (v > seen && !atomic_compare_exchange_weak(max, &seen, v))
+		;
+}
+
+/*
+ * One visit ended: @ns nanoseconds in the handler, @cpu_ns of them on a
+ * CPU (the rest it waited for one, or for the agent); @users threads were
+ * in the handler with it.
+ */
+static void count_stop(uint64_t ns, uint64_t cpu_ns, int users)
+{
+	int most = atomic_load(&most_at_once);
+
+	atomic_fetch_add(&stops, 1);
+	keep_max(&longest_stop_ns, ns);
+	keep_max(&longest_cpu_ns, cpu_ns);
+	while (users > most && !atomic_compare_exchange_weak(&most_at_once, &most, users))
+		;
+}
+
 static void visit_handler(int sig, siginfo_t *si, void *uc)
 {
-	int saved_errno = errno;
+	int saved_errno = errno, users;
 	struct visit_slot *slot;
 	struct visit *v;
 	int expected = SLOT_WAITING;
+	uint64_t start, cpu_start;
 
 	(void)sig;
 	if (si->si_code != SI_TKILL || si->si_pid != getpid())
 		goto out;
-	atomic_fetch_add(&visit_users, 1);
+	start = clock_ns(CLOCK_MONOTONIC);
+	cpu_start = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	users = atomic_fetch_add(&visit_users, 1) + 1;
 	v = atomic_load(&current_visit);
 	slot = v ? find_slot(v, (pid_t)syscall(SYS_gettid)) : NULL;
 	if (slot && slot->snap) {
@@ -144,9 +184,25 @@ static void visit_handler(int sig, siginfo_t *si, void *uc)
 				futex(&slot->state, FUTEX_WAIT_PRIVATE, SLOT_ARRIVED, NULL);
 		}
 	}
+	count_stop(clock_ns(CLOCK_MONOTONIC) - start, clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu_start,
+		   users);
 	atomic_fetch_sub(&visit_users, 1);
 out:
 	errno = saved_errno;
+}
+
+/*
+ * Since the runtime started: how many times a thread ran the visit
+ * handler, the longest it stayed there (a stack copy, or a hold while code
+ * is written) and the longest it ran there, and the most threads that were
+ * in it at once.
+ */
+void lp_threads_stops(struct lp_stops *s)
+{
+	s->count = atomic_load(&stops);
+	s->longest_ns = atomic_load(&longest_stop_ns);
+	s->longest_cpu_ns = atomic_load(&longest_cpu_ns);
+	s->most_at_once = atomic_load(&most_at_once);
 }
 
 /*
