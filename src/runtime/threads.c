@@ -424,16 +424,15 @@ bool lp_thread_read_blocked(struct lp_thread_ctx *ctx)
 }
 
 /*
- * True when a thread seen blocked by the visit has not run since: same
- * place, no context switch.  What was read of its stack in between holds.
+ * True when a thread seen blocked by lp_thread_read_blocked() has not run
+ * since: what was read of its stack in between holds.  Its run count was
+ * read before its place, which /proc gives only for a thread off the CPU;
+ * to run again it must be given a CPU, which moves the count.  So an
+ * unchanged count alone says it is still where it was.
  */
 bool lp_thread_still_blocked(const struct lp_thread_ctx *ctx)
 {
-	uintptr_t pc, sp;
-	long nr;
-
-	return blocked_context(ctx->tid, &nr, &pc, &sp) && pc == ctx->pc && sp == ctx->sp &&
-	       times_run(ctx->tid) == ctx->switches && ctx->switches != ULONG_MAX;
+	return ctx->switches != ULONG_MAX && times_run(ctx->tid) == ctx->switches;
 }
 
 static bool thread_exists(pid_t tid)
