@@ -246,7 +246,7 @@ typedef int (*lp_visit_fn)(struct lp_thread_ctx *ctx, void *arg);
 int lp_threads_init(void);
 int lp_visit_signal(void);
 pid_t lp_self_tid(void);
-int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
+int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, bool runs, char *err,
 		     size_t errlen);
 bool lp_thread_read_blocked(struct lp_thread_ctx *ctx);
 bool lp_thread_gone(pid_t tid);

@@ -619,9 +619,12 @@ int lp_threads_snapshot(struct lp_snapshot *snaps, size_t n, int timeout_ms, cha
  * Run @fn for every other thread.  @fn gets pc and sp, and the ucontext when
  * the thread is held in the visit signal (it may then change the registers).
  * A blocked thread whose pc lies in [@lo, @hi) is signalled anyway, so that
- * @fn sees its full context; @fn may also return 1 to ask for that.
+ * @fn sees its full context; @fn may also return 1 to ask for that.  With
+ * @runs, a blocked thread's ctx also has its run count, for
+ * lp_thread_still_blocked(): one more /proc read per thread, which a caller
+ * that only looks at pc and sp is spared.
  */
-int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
+int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, bool runs, char *err,
 		     size_t errlen)
 {
 	struct visit v = {0};
@@ -643,8 +646,10 @@ int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char
 	atomic_store(&current_visit, &v);
 	for (size_t i = 0; i < v.n && ret >= 0; i++) {
 		struct lp_thread_ctx ctx = {.tid = v.slots[i].tid};
+		bool blocked = runs ? lp_thread_read_blocked(&ctx)
+				    : blocked_context(ctx.tid, &ctx.nr, &ctx.pc, &ctx.sp);
 
-		if (lp_thread_read_blocked(&ctx) && (ctx.pc < lo || ctx.pc >= hi)) {
+		if (blocked && (ctx.pc < lo || ctx.pc >= hi)) {
 			ret = fn(&ctx, arg);
 			if (ret <= 0)
 				continue;
