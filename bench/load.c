@@ -6,9 +6,10 @@
  *
  * Each connection sends a request, waits for the whole answer, sends the
  * next.  Prints one line:
- *   "requests R rps X p50 A p99 B max C old O new N"
- * with latencies in microseconds, and how many answers came from the
- * original handler and how many from the patch's.
+ *   "requests R rps X p50 A p99 B max C old O new N bad W"
+ * with latencies in microseconds, how many answers came from the original
+ * handler and how many from the patch's, and how many were neither or
+ * wrong.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,13 +33,14 @@
 struct client {
 	int fd;
 	uint64_t sent_at;
+	char sent; /* every byte of the request */
 	int have;
 	char ans[BENCH_MSG];
 };
 
 static struct client clients[MAX_CONNS];
 static uint32_t hist[HIST_US + 1];
-static uint64_t requests, max_ns, old_answers, new_answers;
+static uint64_t requests, max_ns, old_answers, new_answers, bad_answers;
 
 static uint64_t now_ns(void)
 {
@@ -52,7 +54,8 @@ static void send_request(struct client *c)
 {
 	char req[BENCH_MSG];
 
-	memset(req, 'a' + (int)(requests % 26), sizeof(req));
+	c->sent = (char)('a' + (int)(requests % 26));
+	memset(req, c->sent, sizeof(req));
 	c->have = 0;
 	c->sent_at = now_ns();
 	if (write(c->fd, req, sizeof(req)) != (ssize_t)sizeof(req)) {
@@ -70,6 +73,13 @@ static void record(struct client *c)
 	requests++;
 	old_answers += c->ans[0] == 'A';
 	new_answers += c->ans[0] == 'B';
+	/* The rest is the request backwards: all its bytes are the same. */
+	bad_answers += c->ans[0] != 'A' && c->ans[0] != 'B';
+	for (int i = 1; i < BENCH_MSG; i++)
+		if (c->ans[i] != c->sent) {
+			bad_answers++;
+			break;
+		}
 }
 
 /* Read what came; a whole answer is recorded and the next request sent. */
@@ -148,9 +158,10 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++)
 			receive(evs[i].data.ptr);
 	}
-	printf("requests %llu rps %.0f p50 %.0f p99 %.0f max %.0f old %llu new %llu\n",
+	printf("requests %llu rps %.0f p50 %.0f p99 %.0f max %.0f old %llu new %llu bad %llu\n",
 	       (unsigned long long)requests, (double)requests * 1e9 / (double)(now_ns() - start),
 	       percentile(0.50), percentile(0.99), (double)max_ns / 1e3,
-	       (unsigned long long)old_answers, (unsigned long long)new_answers);
+	       (unsigned long long)old_answers, (unsigned long long)new_answers,
+	       (unsigned long long)bad_answers);
 	return 0;
 }
