@@ -315,7 +315,7 @@ typedef int (*lp_visit_fn)(struct lp_thread_ctx *ctx, void *arg);
 int lp_threads_init(void);
 int lp_visit_signal(void);
 pid_t lp_self_tid(void);
-int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
+int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, bool runs, char *err,
 		     size_t errlen);
 bool lp_thread_read_blocked(struct lp_thread_ctx *ctx);
 bool lp_thread_gone(pid_t tid);
@@ -323,6 +323,11 @@ bool lp_thread_blocked_now(pid_t tid);
 uint64_t lp_thread_sigset(pid_t tid, const char *field);
 bool lp_syscall_interruptible(long nr);
 bool lp_thread_still_blocked(const struct lp_thread_ctx *ctx);
+struct lp_stops {
+	uint64_t count, longest_ns, longest_cpu_ns;
+	int most_at_once;
+};
+void lp_threads_stops(struct lp_stops *s);
 int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err, size_t errlen);
 
 /* A copy of a thread's registers and stack, taken by the thread itself in the visit signal. */

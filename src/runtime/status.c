@@ -106,6 +106,20 @@ static json_object *transition_json(void)
 	return j;
 }
 
+/* What the visit signal cost the threads (threads.c), for the benchmarks and monitoring. */
+static json_object *stops_json(void)
+{
+	json_object *j = json_object_new_object();
+	struct lp_stops s;
+
+	lp_threads_stops(&s);
+	json_object_object_add(j, "count", json_object_new_uint64(s.count));
+	json_object_object_add(j, "longest_ns", json_object_new_uint64(s.longest_ns));
+	json_object_object_add(j, "longest_cpu_ns", json_object_new_uint64(s.longest_cpu_ns));
+	json_object_object_add(j, "most_at_once", json_object_new_int(s.most_at_once));
+	return j;
+}
+
 /* The thread's name (comm), or NULL when it is gone. */
 static json_object *thread_name(int tid)
 {
@@ -194,6 +208,7 @@ char *lp_status_json(bool threads)
 	list_for_each_entry (patch, &lp_patches, node)
 		json_object_array_add(patches, patch_json(patch, ++order));
 	json_object_object_add(root, "patches", patches);
+	json_object_object_add(root, "thread_stops", stops_json());
 	if (threads)
 		json_object_object_add(root, "threads", threads_json());
 	lp_unlock();

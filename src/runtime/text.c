@@ -168,7 +168,7 @@ static int install_jump(struct lp_ops *ops, char *err, size_t errlen)
 		arm_trap(NULL);
 		return -1;
 	}
-	if (lp_threads_visit(move_out_of_prologue, p->site + 1, p->site + p->len, ops, err,
+	if (lp_threads_visit(move_out_of_prologue, p->site + 1, p->site + p->len, ops, false, err,
 			     errlen) < 0) {
 		if (!err[0])
 			snprintf(err, errlen,
