@@ -50,7 +50,8 @@ static void render_function(struct json_object *fn)
 		printf(",%lld", sympos);
 	/* A nop of a replace patch leads back to the original. */
 	printf("  %s -> %s", lp_json_str(fn, "old_addr", "-"),
-	       lp_json_bool(fn, "nop", false) ? "original (nop)" : lp_json_str(fn, "new_addr", "-"));
+	       lp_json_bool(fn, "nop", false) ? "original (nop)"
+					      : lp_json_str(fn, "new_addr", "-"));
 	if (lp_json_bool(fn, "transition", false))
 		fputs("  (in transition)", stdout);
 	else if (!lp_json_bool(fn, "patched", false))
