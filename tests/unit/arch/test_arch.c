@@ -534,11 +534,48 @@ void lp_task_self_switch(uintptr_t sp)
 	stub_task.pending = 0;
 	__asm__ volatile("mov $-1, %%rdi; mov $-1, %%rsi; mov $-1, %%rdx; mov $-1, %%rcx\n"
 			 "mov $-1, %%r8; mov $-1, %%r9; mov $-1, %%r10; mov $-1, %%r11\n"
-			 "mov $-1, %%rax; pcmpeqd %%xmm0, %%xmm0; pcmpeqd %%xmm7, %%xmm7"
+			 "mov $-1, %%rax; pcmpeqd %%xmm0, %%xmm0; pcmpeqd %%xmm7, %%xmm7\n"
+			 "pcmpeqd %%xmm15, %%xmm15"
 			 :
 			 :
 			 : "rdi", "rsi", "rdx", "rcx", "r8", "r9", "r10", "r11", "rax", "xmm0",
-			   "xmm7");
+			   "xmm7", "xmm15");
+}
+
+/* The loader hook's handler, called by lp_arch_loader_entry: a stand-in. */
+void lp_loader_event(void);
+void lp_loader_event(void)
+{
+	lp_task_self_switch(0);
+}
+
+/*
+ * Both entries keep every call-clobbered register for their caller, as a
+ * caller built with -fipa-ra may count on, however the C function they
+ * call (the stand-ins above) changes them.
+ */
+static void test_entries_keep_registers(void (*entry)(void))
+{
+	uint64_t out[10];
+
+	__asm__ volatile("mov $0x1001, %%rax\n\tmov $0x1002, %%rcx\n\tmov $0x1003, %%rdx\n\t"
+			 "mov $0x1004, %%rsi\n\tmov $0x1005, %%rdi\n\tmov $0x1006, %%r8\n\t"
+			 "mov $0x1007, %%r9\n\tmov $0x1008, %%r10\n\tmov $0x1009, %%r11\n\t"
+			 "movq %%r11, %%xmm15\n\t"
+			 "sub $128, %%rsp\n\t" /* the red zone is the compiler's */
+			 "call *%[entry]\n\t"
+			 "add $128, %%rsp\n\t"
+			 "mov %%rax, 0(%%rbx)\n\tmov %%rcx, 8(%%rbx)\n\tmov %%rdx, 16(%%rbx)\n\t"
+			 "mov %%rsi, 24(%%rbx)\n\tmov %%rdi, 32(%%rbx)\n\tmov %%r8, 40(%%rbx)\n\t"
+			 "mov %%r9, 48(%%rbx)\n\tmov %%r10, 56(%%rbx)\n\tmov %%r11, 64(%%rbx)\n\t"
+			 "movq %%xmm15, 72(%%rbx)"
+			 :
+			 : "b"(out), [entry] "r"(entry)
+			 : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0",
+			   "xmm7", "xmm15", "memory", "cc");
+	for (int i = 0; i < 9; i++)
+		CHECK_EQ(out[i], 0x1001u + (unsigned)i);
+	CHECK_EQ(out[9], 0x1009u);
 }
 
 typedef double (*args_fn)(long, long, long, long, long, long, double, double);
@@ -817,6 +854,8 @@ int main(void)
 	test_relocate_small_buffer();
 	test_encode_jmp();
 	test_stubs();
+	test_entries_keep_registers(lp_arch_switch_entry);
+	test_entries_keep_registers(lp_arch_loader_entry);
 	test_exec();
 	test_exec_far();
 	test_libc();

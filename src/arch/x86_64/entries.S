@@ -1,17 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
+ * Entries from patched code into the runtime's C code, which must not
+ * change any register their interrupted caller may still need.  The ABI
+ * lets a callee clobber %rax, %rcx, %rdx, %rsi, %rdi, %r8-%r11 and the
+ * vector registers, but a caller built with -fipa-ra may keep values in
+ * those a callee it knows leaves alone: both entries keep all of them.
+ *
+ * lp_arch_switch_entry: called by a slow stub, at the entry of a function
+ * in transition, for a thread whose switch is pending; what the function
+ * was called with passes through untouched.  lp_task_self_switch() gets
+ * the stack pointer the function was entered with: its caller's return
+ * address is the first word there.
+ *
  * lp_arch_loader_entry: where the dynamic loader's debugger hook
- * (_dl_debug_state, at _r_debug.r_brk) jumps once the runtime watches it.
- * It is entered as the hook itself would be, by the loader's call, and
- * returns to the loader.  The ABI lets a callee clobber the registers saved
- * here, but the loader calls a function that does nothing: keep them all,
- * whatever its compiler knew about that function.
+ * (_dl_debug_state, at _r_debug.r_brk) jumps once the runtime watches it;
+ * entered as the hook itself would be, by the loader's call, it returns to
+ * the loader.  Calls lp_loader_event().
  */
+
+/* PRESERVING_CALL name, function, arg: the whole entry @name. */
+.macro PRESERVING_CALL name, function, arg
 	.text
-	.globl	lp_arch_loader_entry
-	.hidden	lp_arch_loader_entry
-	.type	lp_arch_loader_entry, @function
-lp_arch_loader_entry:
+	.globl	\name
+	.hidden	\name
+	.type	\name, @function
+\name:
 	.cfi_startproc
 	endbr64
 	pushq	%rbp
@@ -46,7 +59,8 @@ lp_arch_loader_entry:
 	movdqu	%xmm13, 208(%rsp)
 	movdqu	%xmm14, 224(%rsp)
 	movdqu	%xmm15, 240(%rsp)
-	call	lp_loader_event
+	\arg
+	call	\function
 	movdqu	0(%rsp), %xmm0
 	movdqu	16(%rsp), %xmm1
 	movdqu	32(%rsp), %xmm2
@@ -77,6 +91,11 @@ lp_arch_loader_entry:
 	.cfi_def_cfa %rsp, 8
 	ret
 	.cfi_endproc
-	.size	lp_arch_loader_entry, .-lp_arch_loader_entry
+	.size	\name, .-\name
+.endm
+
+/* 8(%rbp) returns into the stub; 16(%rbp) is the function's entry sp. */
+PRESERVING_CALL lp_arch_switch_entry, lp_task_self_switch, "leaq 16(%rbp), %rdi"
+PRESERVING_CALL lp_arch_loader_entry, lp_loader_event, ""
 
 	.section .note.GNU-stack, "", @progbits
