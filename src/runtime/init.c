@@ -86,16 +86,16 @@ static void after_fork_child(void)
 
 __attribute__((constructor)) static void lp_runtime_init(void)
 {
-	bool preloaded = drop_from_preload();
 	char err[LP_ERR_MAX];
 
+	drop_from_preload();
 	lp_transition_setup();
 	if (lp_text_init() < 0 || lp_threads_init() < 0 || lp_tasks_init() < 0) {
 		lp_log("runtime disabled: %s", strerror(errno));
 		return;
 	}
 	/* Without the hook, a library loaded later would run unpatched: say so. */
-	if (lp_loader_init(!preloaded, err, sizeof(err)) < 0)
+	if (lp_loader_init(err, sizeof(err)) < 0)
 		lp_log("libraries loaded from now on are not patched: %s", err);
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	if (lp_agent_start() < 0)

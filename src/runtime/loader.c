@@ -142,7 +142,7 @@ static bool probe_resolves(const struct lp_module *mod, struct link_map *root)
 
 struct probe_search {
 	struct lp_module *mod;
-	struct link_map *roots[2];
+	struct link_map *root;
 	int tries;
 };
 
@@ -155,32 +155,24 @@ static int try_probe(const char *name, uint64_t value, void *arg)
 		return -1;
 	memcpy(mod->probe, name, strlen(name) + 1);
 	mod->probe_addr = mod->bias + (uintptr_t)value;
-	for (int i = 0; i < 2; i++) {
-		if (s->roots[i] && probe_resolves(mod, s->roots[i])) {
-			mod->root = s->roots[i];
-			return 1;
-		}
-	}
-	return 0;
+	return probe_resolves(mod, s->root);
 }
 
 /*
  * Choose how to see @mod go: one of its exported symbols that a lookup
- * through its own search list, or through that of the object whose
- * dlopen() loaded it (@batch_root), finds in it.  Only called from the
- * hook, with the loader's lock held by this thread: dlsym() takes it.
+ * through @root's search list finds in it.  @root must be an object
+ * dlopen() was asked for, which has a search list (its own and its
+ * dependencies'): dlsym() on an object loaded only as a dependency, whose
+ * list is empty, crashes.  Only called from the hook, with the loader's
+ * lock held by this thread: dlsym() takes it.
  */
-static void watch(struct lp_module *mod, struct link_map *batch_root)
+static void watch(struct lp_module *mod, struct link_map *root)
 {
-	struct probe_search s = {.mod = mod, .roots = {mod->map, batch_root}};
+	struct probe_search s = {.mod = mod, .root = root};
 
-	mod->root = NULL;
-	if (batch_root == mod->map)
-		s.roots[1] = NULL;
-	if (lp_elf_each_export(mod->path, try_probe, &s) != 1) {
-		mod->root = NULL;
+	mod->root = lp_elf_each_export(mod->path, try_probe, &s) == 1 ? root : NULL;
+	if (!mod->root)
 		mod->probe_addr = 0;
-	}
 }
 
 /* Still listed by the loader, after a dlclose() that is done. */
@@ -239,9 +231,10 @@ static void objects_settled(bool init)
 			lp_module_going(mod, true);
 		module_forget(mod);
 	}
+	/* Seen through an object that went: only an opened one can watch itself. */
 	list_for_each_entry (mod, &lp_modules, node)
 		if (!mod->main && !mod->root && mod->probe_addr)
-			watch(mod, NULL);
+			watch(mod, mod->opened ? mod->map : NULL);
 	for (struct link_map *m = _r_debug.r_map; m; m = m->l_next) {
 		if (tracked(m))
 			continue;
@@ -253,6 +246,7 @@ static void objects_settled(bool init)
 		if (!batch_root) {
 			batch_root = m;
 			first = mod;
+			mod->opened = true;
 			mod->patch_file = lp_loading_patch;
 		}
 		if (!mod->main && !mod->patch_file && !init)
@@ -357,14 +351,13 @@ static size_t hook_span(uintptr_t brk, char *err, size_t errlen)
 }
 
 /*
- * Take in every object loaded so far, then hook the loader.  @injected: the
- * runtime came by dlopen() into a running process, where objects loaded
- * before it may be unloaded again (with `lpatch run` those are the ones the
- * program was started with, which stay).  Called before the agent starts.
+ * Take in every object loaded so far, then hook the loader.  None of them
+ * is watched: the program's own dependencies are never unloaded, and which
+ * of the others dlopen() was asked for (and can be watched) the loader
+ * does not tell.  Called before the agent starts.
  */
-int lp_loader_init(bool injected, char *err, size_t errlen)
+int lp_loader_init(char *err, size_t errlen)
 {
-	struct lp_module *mod;
 	size_t span;
 
 	if (!_r_debug.r_map || !_r_debug.r_brk) {
@@ -373,10 +366,6 @@ int lp_loader_init(bool injected, char *err, size_t errlen)
 	}
 	lp_lock();
 	objects_settled(true);
-	if (injected)
-		list_for_each_entry (mod, &lp_modules, node)
-			if (!mod->main)
-				watch(mod, NULL);
 	lp_unlock();
 	span = hook_span(_r_debug.r_brk, err, errlen);
 	if (!span)

@@ -168,6 +168,7 @@ struct lp_module {
 	bool main;
 	bool alive;	       /* patches apply to it (kernel: klp_alive) */
 	bool coming;	       /* being loaded: none of its code has run yet */
+	bool opened;	       /* dlopen() was asked for it: it has a search list */
 	bool patch_file;       /* a patch's own shared object */
 	bool going;	       /* the loader unmaps it next */
 	struct link_map *root; /* whose symbol lookups watch it; NULL: none */
@@ -176,7 +177,7 @@ struct lp_module {
 };
 extern struct list_head lp_modules;
 extern __thread bool lp_loading_patch; /* this thread is dlopen()ing a patch */
-int lp_loader_init(bool injected, char *err, size_t errlen);
+int lp_loader_init(char *err, size_t errlen);
 struct lp_module *lp_module_find(const char *name);
 bool lp_module_matches(struct lp_module *mod, const char *name);
 

@@ -111,6 +111,29 @@ coming_cb: post_unpatch_callback: libcoming.so
 lpatch: 'coming_cb': unpatching complete"
 stop_target
 
+# --- a library loaded as another's dependency -----------------------------------
+# dlopen() of libcomingtop.so loads libcoming.so, which it needs: that one
+# is patched as it comes, and seen going when libcomingtop.so is unloaded.
+start_target coming/coming "$LIB"
+apply coming/coming_cb
+expect_reply loadtop "topped 3011" "the dependency was patched before it ran"
+status_json
+jq_true "$(lib_object coming_cb) | .loaded and .patched" "the dependency is patched"
+expect_reply unloadtop untopped
+status_json
+jq_true "$(lib_object coming_cb) | (.loaded | not) and (.patched | not)" \
+	"the dependency went with it"
+lp_ok log "$PID"
+[ "$(sed -n '/loading library/,$p' <<<"$LP_OUT")" = "lpatch: applying patch 'coming_cb' to loading library 'libcoming.so'
+coming_cb: pre_patch_callback: libcoming.so
+coming_cb: post_patch_callback: libcoming.so
+coming_cb: pre_unpatch_callback: libcoming.so
+lpatch: reverting patch 'coming_cb' on unloading library 'libcoming.so'
+coming_cb: post_unpatch_callback: libcoming.so" ] ||
+	fail "unexpected log for the dependency: $LP_OUT"
+expect_reply loadtop "topped 3011" "patched again"
+stop_target
+
 # --- another link-map namespace -------------------------------------------
 # AddressSanitizer aborts a process that loads its runtime in a second
 # namespace, with or without lpatch.

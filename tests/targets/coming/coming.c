@@ -10,6 +10,10 @@
  *   unload        dlclose() it: "unloaded"
  *   nsload        dlmopen() another copy in a new link-map namespace:
  *                 "nsloaded V", V its coming_value(10)
+ *   loadtop       dlopen() libcomingtop.so (next to LIBCOMING), which needs
+ *                 libcoming.so: "topped V", V its coming_top(10), which is
+ *                 coming_value(10) + 1
+ *   unloadtop     dlclose() it: "untopped"
  *   block         a thread parks inside hold(): "blocked"
  *   release       it returns: "released R", R = hold()'s result
  *   loop          a thread loads, checks and unloads the library over and
@@ -40,7 +44,7 @@
 int hold(int x);
 
 static const char *lib_path;
-static void *lib;
+static void *lib, *top;
 
 static int park_notify[2], park_release[2];
 static pthread_t parked;
@@ -233,6 +237,32 @@ static void cmd_nsload(void)
 		reply("error %s", dlerror());
 }
 
+static void cmd_loadtop(void)
+{
+	char path[4096];
+	const char *slash = strrchr(lib_path, '/');
+	int (*fn)(int);
+
+	snprintf(path, sizeof(path), "%.*slibcomingtop.so", slash ? (int)(slash - lib_path + 1) : 0,
+		 lib_path);
+	top = top ? top : dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	fn = top ? (int (*)(int))dlsym(top, "coming_top") : NULL;
+	if (fn)
+		reply("topped %d", fn(10));
+	else
+		reply("error %s", dlerror());
+}
+
+static void cmd_unloadtop(void)
+{
+	if (!top || dlclose(top) != 0) {
+		reply("error not loaded");
+		return;
+	}
+	top = NULL;
+	reply("untopped");
+}
+
 static void cmd_loop(void)
 {
 	atomic_store(&looping, true);
@@ -267,6 +297,10 @@ int main(int argc, char **argv)
 			cmd_unload();
 		else if (strcmp(line, "nsload") == 0)
 			cmd_nsload();
+		else if (strcmp(line, "loadtop") == 0)
+			cmd_loadtop();
+		else if (strcmp(line, "unloadtop") == 0)
+			cmd_unloadtop();
 		else if (strcmp(line, "block") == 0)
 			cmd_block();
 		else if (strcmp(line, "release") == 0)
