@@ -20,6 +20,9 @@
 . "$(dirname "$0")/lib.sh"
 
 CYCLES=${LP_FORK_CYCLES:-4}
+# A kept child answers once its own runtime is up after fork(); on a
+# loaded machine, under the sanitizers, that can take longer than a reply.
+LP_REPLY_TIMEOUT=60
 FIX=fork_fix
 OLD7=22 NEW7=23 # forked(7), the children's argument: 3x + 1, 3x + 2
 
