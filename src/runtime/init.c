@@ -80,7 +80,7 @@ static void after_fork_child(void)
 	lp_unlock();
 	lp_log_atfork_child();
 	lp_agent_atfork_child();
-	if (lp_text_atfork_child() < 0 || lp_agent_start() < 0)
+	if (lp_agent_start() < 0)
 		lp_log("cannot start the runtime in child process: %s", strerror(errno));
 }
 

@@ -290,7 +290,6 @@ bool lp_tramp_contains(uintptr_t addr);
 
 /* text.c: writing code while other threads run it. */
 int lp_text_init(void);
-int lp_text_atfork_child(void);
 int lp_text_write(uintptr_t addr, const void *bytes, size_t len);
 int lp_text_sync(void);
 int lp_text_install_jump(struct lp_ops *ops, char *err, size_t errlen);

@@ -32,6 +32,7 @@
 #define INT3 0xcc
 
 static int mem_fd = -1;
+static pid_t mem_pid; /* the process mem_fd and the membarrier registration are for */
 static struct sigaction chained_trap;
 
 /*
@@ -75,14 +76,27 @@ static void trap_handler(int sig, siginfo_t *si, void *ucv)
 	forward_trap(sig, si, ucv);
 }
 
-/* /proc/self/mem names the memory of the process that opened it. */
+/*
+ * /proc/self/mem names the memory of the process that opened it, and a
+ * membarrier registration is per process: a forked child that writes code
+ * (under lp_mutex, as every writer does) first gets its own.  Done on its
+ * first write rather than in fork() itself, which it would slow down for
+ * every child, and most never patch anything.
+ */
 static int open_own_memory(void)
 {
+	pid_t pid = getpid();
+
+	if (mem_pid == pid)
+		return 0;
+	if (mem_fd >= 0)
+		close(mem_fd);
 	mem_fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-	if (mem_fd < 0)
+	if (mem_fd < 0 ||
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) < 0)
 		return -1;
-	return (int)syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0,
-			    0);
+	mem_pid = pid;
+	return 0;
 }
 
 int lp_text_init(void)
@@ -95,17 +109,13 @@ int lp_text_init(void)
 	return sigaction(SIGTRAP, &sa, &chained_trap);
 }
 
-/* A forked child writing through its parent's descriptor would patch the parent. */
-int lp_text_atfork_child(void)
-{
-	close(mem_fd);
-	return open_own_memory();
-}
-
 int lp_text_write(uintptr_t addr, const void *bytes, size_t len)
 {
-	ssize_t n = pwrite(mem_fd, bytes, len, (off_t)addr);
+	ssize_t n;
 
+	if (open_own_memory() < 0)
+		return -1;
+	n = pwrite(mem_fd, bytes, len, (off_t)addr);
 	if (n == (ssize_t)len)
 		return 0;
 	if (n >= 0)
@@ -115,6 +125,8 @@ int lp_text_write(uintptr_t addr, const void *bytes, size_t len)
 
 int lp_text_sync(void)
 {
+	if (open_own_memory() < 0)
+		return -1;
 	return (int)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0);
 }
 
