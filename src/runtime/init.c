@@ -15,35 +15,41 @@
 /*
  * `lpatch run` preloads the runtime into one program, not into everything
  * that program executes: take it out of LD_PRELOAD for the children.
+ * Returns whether it was there: if not, the runtime was injected into a
+ * running process (or loaded by it), and the environment is left alone.
  */
-static void drop_from_preload(void)
+static bool drop_from_preload(void)
 {
 	const char *preload = getenv("LD_PRELOAD");
 	char *copy, *kept, *tok, *save = NULL;
+	bool found = false;
 	size_t used = 0;
 	Dl_info self;
 
 	if (!preload || !dladdr((void *)drop_from_preload, &self) || !self.dli_fname)
-		return;
+		return false;
 	copy = strdup(preload);
 	kept = calloc(1, strlen(preload) + 1);
 
 	if (!copy || !kept) {
 		free(copy);
 		free(kept);
-		return;
+		return strstr(preload, self.dli_fname) != NULL;
 	}
 	for (tok = strtok_r(copy, ": ", &save); tok; tok = strtok_r(NULL, ": ", &save)) {
-		if (strcmp(tok, self.dli_fname) == 0)
+		if (strcmp(tok, self.dli_fname) == 0) {
+			found = true;
 			continue;
+		}
 		used += (size_t)sprintf(kept + used, "%s%s", used ? ":" : "", tok);
 	}
-	if (used)
+	if (found && used)
 		setenv("LD_PRELOAD", kept, 1);
-	else
+	else if (found)
 		unsetenv("LD_PRELOAD");
 	free(copy);
 	free(kept);
+	return found;
 }
 
 /*
@@ -77,7 +83,7 @@ static void after_fork_child(void)
 
 __attribute__((constructor)) static void lp_runtime_init(void)
 {
-	drop_from_preload();
+	lp_injected_init(drop_from_preload());
 	lp_transition_setup();
 	if (lp_text_init() < 0 || lp_threads_init() < 0 || lp_tasks_init() < 0) {
 		lp_log("runtime disabled: %s", strerror(errno));
