@@ -46,20 +46,12 @@ static bool pids_add(struct pids *p, pid_t pid)
 	return true;
 }
 
-static int cmp_pid(const void *a, const void *b)
-{
-	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* Sorted, and once each: an agent's accepted sockets carry its name too. */
 static void pids_sort_unique(struct pids *p)
 {
 	size_t out = 0;
 
-	if (p->n)
-		qsort(p->v, p->n, sizeof(*p->v), cmp_pid);
+	lp_sort_pids(p->v, p->n);
 	for (size_t i = 0; i < p->n; i++)
 		if (!out || p->v[out - 1] != p->v[i])
 			p->v[out++] = p->v[i];

@@ -89,6 +89,15 @@ static pid_t thread_group(pid_t pid)
 	return tgid;
 }
 
+static enum lp_req_status check_process(const struct lp_request *req);
+
+int lp_check_process(pid_t pid)
+{
+	struct lp_request req = {.pid = pid};
+
+	return check_process(&req) == LP_REQ_OK ? 0 : -1;
+}
+
 /* The process must exist before "no runtime" can be the diagnosis. */
 static enum lp_req_status check_process(const struct lp_request *req)
 {
