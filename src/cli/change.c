@@ -205,7 +205,7 @@ int lp_apply_one(pid_t pid, const struct lp_apply_target *a, unsigned int flags,
 
 	snprintf(what, sizeof(what), "apply %s to %d", a->arg, (int)pid);
 	rep->flags = flags;
-	if (lp_ensure_runtime(pid, what, rep) < 0)
+	if (lp_ensure_runtime(pid, what, a->patch_fd, rep) < 0)
 		return LP_EXIT_FAIL;
 	lp_request_add(&req, "apply");
 	lp_request_add(&req, a->path);

@@ -172,16 +172,22 @@ struct lp_runtime_report {
 	size_t registered;  /* threads handed over to it */
 	struct lp_inject_stats st;
 };
-/* 0, or -1 with the error printed ("@what: cannot inject the runtime: ..."). */
-int lp_ensure_runtime(pid_t pid, const char *what, struct lp_runtime_report *rep);
+/*
+ * Before a runtime is injected for the patch @patch_fd, the patch must fit
+ * the process.  0, or -1 with the error printed ("@what: ...").
+ */
+int lp_ensure_runtime(pid_t pid, const char *what, int patch_fd, struct lp_runtime_report *rep);
 
 /* patchinfo.c: the objects a patch file names, read without loading it. */
+struct lp_patch_names {
+	char **names;
+	unsigned long *sympos;
+	size_t n;
+};
 struct lp_patch_object {
 	char *name;	/* NULL: the main program */
 	char *build_id; /* NULL when not pinned */
-	char **funcs;
-	unsigned long *sympos;
-	size_t nfuncs;
+	struct lp_patch_names funcs, syms;
 };
 struct lp_patch_info {
 	struct lp_patch_object *objs;
@@ -193,6 +199,8 @@ void lp_patch_info_free(struct lp_patch_info *pi);
 /* select.c: `apply --all`: the processes that map one of a patch's objects. */
 int lp_select_processes(const struct lp_patch_info *pi, pid_t **pids, size_t *n, char *err,
 			size_t errlen);
+/* -1 with @why when an object of @pi is in @pid but not as the patch wants it. */
+int lp_patch_fits(const struct lp_patch_info *pi, pid_t pid, char *why, size_t len);
 
 /* fleet.c: one apply to many processes at once, and its table. */
 struct lp_apply_target {

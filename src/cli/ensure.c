@@ -190,17 +190,48 @@ static int runtime_file(const char *what, char *path, size_t size)
 	return 0;
 }
 
-int lp_ensure_runtime(pid_t pid, const char *what, struct lp_runtime_report *rep)
+/* What check_fit() needs, and whether it was what refused. */
+struct fit {
+	pid_t pid;
+	int patch_fd;
+	bool refused;
+};
+
+/*
+ * A patch for another program, or another build, is refused before the
+ * process is touched: the runtime would refuse it too, once injected.
+ */
+static int check_fit(void *arg, char *err, size_t errlen)
+{
+	struct fit *f = arg;
+	struct lp_patch_info pi;
+	int ret;
+
+	if (lp_patch_info_read(f->patch_fd, &pi, err, errlen) < 0) {
+		f->refused = true;
+		return -1;
+	}
+	ret = lp_patch_fits(&pi, f->pid, err, errlen);
+	lp_patch_info_free(&pi);
+	f->refused = ret < 0;
+	return ret;
+}
+
+int lp_ensure_runtime(pid_t pid, const char *what, int patch_fd, struct lp_runtime_report *rep)
 {
 	if (lp_check_process(pid) < 0)
 		return -1;
 	if (!has_agent(pid)) {
 		char runtime[PATH_MAX], err[LP_ERR_LEN];
+		struct fit fit = {.pid = pid, .patch_fd = patch_fd};
 
 		if (runtime_file(what, runtime, sizeof(runtime)) < 0)
 			return -1;
-		if (lp_inject(pid, runtime, &rep->st, err, sizeof(err)) < 0) {
-			lp_error("%s: cannot inject the runtime: %s", what, err);
+		if (lp_inject(pid, runtime, check_fit, &fit, &rep->st, err, sizeof(err)) < 0) {
+			if (fit.refused)
+				lp_error("%s: %s; the runtime was not injected", what, err);
+			else
+				lp_error("%s: cannot inject the runtime: %s", what, err);
 			return -1;
 		}
 		rep->injected = true;

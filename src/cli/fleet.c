@@ -10,6 +10,7 @@
  * stuck or failing target holds up nobody else.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,8 @@ static void run_all(struct result *res, size_t n, const struct lp_apply_target *
 {
 	size_t next = 0, running = 0;
 
+	/* An ignored SIGCHLD, inherited, would have the children reaped unseen. */
+	signal(SIGCHLD, SIG_DFL);
 	fflush(NULL);
 	while (next < n || running) {
 		struct result *r;
@@ -107,10 +110,12 @@ static void run_all(struct result *res, size_t n, const struct lp_apply_target *
 
 		while (running < PARALLEL && next < n) {
 			r = &res[next++];
-			r->child = fork();
-			if (r->child == 0)
+			/* Not straight into *r: the child's zero would land in shared memory too. */
+			child = fork();
+			if (child == 0)
 				run_one(r, a);
-			if (r->child < 0) {
+			r->child = child;
+			if (child < 0) {
 				snprintf(r->text, sizeof(r->text), "cannot fork: %s",
 					 strerror(errno));
 				r->rc = LP_EXIT_FAIL;

@@ -182,32 +182,35 @@ static bool find_descriptor(Elf *elf, uint64_t *addr)
 	return false;
 }
 
-static int read_funcs(const struct image *im, uint64_t funcs, struct lp_patch_object *obj)
+/* A zero-terminated array of @size-byte entries whose name is at @name_off, its sympos at @pos_off.
+ */
+static int read_names(const struct image *im, uint64_t array, size_t size, size_t name_off,
+		      size_t pos_off, struct lp_patch_names *out)
 {
-	for (size_t i = 0; funcs && i < MAX_ENTRIES; i++) {
-		uint64_t at = funcs + i * sizeof(struct lp_func), name;
+	for (size_t i = 0; array && i < MAX_ENTRIES; i++) {
+		uint64_t at = array + i * size, name;
 		unsigned long pos, *positions;
 		char *text, **names;
 
-		if (!read_ptr(im, at + offsetof(struct lp_func, old_name), &name) ||
-		    !read_at(im, at + offsetof(struct lp_func, old_sympos), &pos, sizeof(pos)))
+		if (!read_ptr(im, at + name_off, &name) ||
+		    !read_at(im, at + pos_off, &pos, sizeof(pos)))
 			return -1;
 		if (!name)
 			return 0;
 		if (read_string(im, name, &text) < 0)
 			return -1;
-		names = reallocarray(obj->funcs, obj->nfuncs + 1, sizeof(*obj->funcs));
+		names = reallocarray(out->names, out->n + 1, sizeof(*out->names));
 		if (names)
-			obj->funcs = names;
-		positions = reallocarray(obj->sympos, obj->nfuncs + 1, sizeof(*obj->sympos));
+			out->names = names;
+		positions = reallocarray(out->sympos, out->n + 1, sizeof(*out->sympos));
 		if (positions)
-			obj->sympos = positions;
+			out->sympos = positions;
 		if (!names || !positions) {
 			free(text);
 			return -1;
 		}
-		obj->funcs[obj->nfuncs] = text;
-		obj->sympos[obj->nfuncs++] = pos;
+		out->names[out->n] = text;
+		out->sympos[out->n++] = pos;
 	}
 	return 0;
 }
@@ -215,11 +218,12 @@ static int read_funcs(const struct image *im, uint64_t funcs, struct lp_patch_ob
 static int read_objects(const struct image *im, uint64_t objs, struct lp_patch_info *pi)
 {
 	for (size_t i = 0; objs && i < MAX_ENTRIES; i++) {
-		uint64_t at = objs + i * sizeof(struct lp_object), name, funcs, build_id;
+		uint64_t at = objs + i * sizeof(struct lp_object), name, funcs, syms, build_id;
 		struct lp_patch_object *obj;
 
 		if (!read_ptr(im, at + offsetof(struct lp_object, name), &name) ||
 		    !read_ptr(im, at + offsetof(struct lp_object, funcs), &funcs) ||
+		    !read_ptr(im, at + offsetof(struct lp_object, syms), &syms) ||
 		    !read_ptr(im, at + offsetof(struct lp_object, build_id), &build_id))
 			return -1;
 		if (!name && !funcs)
@@ -231,7 +235,12 @@ static int read_objects(const struct image *im, uint64_t objs, struct lp_patch_i
 		obj = &pi->objs[pi->nobjs++];
 		*obj = (struct lp_patch_object){0};
 		if (read_string(im, name, &obj->name) < 0 ||
-		    read_string(im, build_id, &obj->build_id) < 0 || read_funcs(im, funcs, obj) < 0)
+		    read_string(im, build_id, &obj->build_id) < 0 ||
+		    read_names(im, funcs, sizeof(struct lp_func),
+			       offsetof(struct lp_func, old_name),
+			       offsetof(struct lp_func, old_sympos), &obj->funcs) < 0 ||
+		    read_names(im, syms, sizeof(struct lp_symbol), offsetof(struct lp_symbol, name),
+			       offsetof(struct lp_symbol, sympos), &obj->syms) < 0)
 			return -1;
 	}
 	return 0;
@@ -280,15 +289,21 @@ int lp_patch_info_read(int fd, struct lp_patch_info *pi, char *err, size_t errle
 	return ret;
 }
 
+static void free_names(struct lp_patch_names *names)
+{
+	for (size_t i = 0; i < names->n; i++)
+		free(names->names[i]);
+	free(names->names);
+	free(names->sympos);
+}
+
 void lp_patch_info_free(struct lp_patch_info *pi)
 {
 	for (size_t i = 0; i < pi->nobjs; i++) {
 		struct lp_patch_object *obj = &pi->objs[i];
 
-		for (size_t f = 0; f < obj->nfuncs; f++)
-			free(obj->funcs[f]);
-		free(obj->funcs);
-		free(obj->sympos);
+		free_names(&obj->funcs);
+		free_names(&obj->syms);
 		free(obj->name);
 		free(obj->build_id);
 	}

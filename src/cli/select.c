@@ -9,6 +9,10 @@
  *     replaces (so that a patch of parse() is not tried on every program);
  *   - a pinned build-id must be the file's.
  *
+ * The same judgement tells, before the runtime is injected for a patch,
+ * whether the patch can fit the process at all (lp_patch_fits()): a patch
+ * for another program is refused without touching the process.
+ *
  * Files are recognised by device and inode, and read once each however
  * many processes map them.  Processes this one may not inspect, kernel
  * threads and this process itself are left out.
@@ -137,26 +141,41 @@ static bool build_id_ok(const struct lp_patch_object *obj, const struct file *f)
 	return !obj->build_id || strcasecmp(obj->build_id, f->build_id) == 0;
 }
 
-/* Does the program at @path define every function of object @i? */
+/*
+ * Does the file at @path define every function and symbol of object @i?
+ * When it does not, @why (if not NULL) says which one it lacks.
+ */
 static bool defines_funcs(struct file *f, size_t i, const struct lp_patch_object *obj,
-			  const char *path)
+			  const char *path, const char *shown, char *why, size_t len)
 {
 	struct lp_elf *elf;
 	bool all = true;
 
 	if (i >= MAX_OBJECTS)
 		return false;
-	if (f->checked & (1ull << i))
+	if (!why && (f->checked & (1ull << i)))
 		return f->defines & (1ull << i);
 	f->checked |= 1ull << i;
-	elf = lp_elf_open(path, 0, NULL, NULL, 0);
-	for (size_t k = 0; elf && all && k < obj->nfuncs; k++) {
+	elf = lp_elf_open(path, 0, NULL, why, len);
+	for (size_t k = 0; elf && all && k < obj->funcs.n; k++) {
 		struct lp_elf_sym sym;
 
-		all = lp_elf_find(elf, obj->funcs[k], obj->sympos[k], &sym, NULL, 0) == 0 &&
+		all = lp_elf_find(elf, obj->funcs.names[k], obj->funcs.sympos[k], &sym, NULL, 0) ==
+			  0 &&
 		      sym.is_func;
+		if (!all && why)
+			lp_set_err(why, len, "function '%s' not found in %s", obj->funcs.names[k],
+				   shown);
 	}
-	if (elf && all && obj->nfuncs)
+	for (size_t k = 0; elf && all && k < obj->syms.n; k++) {
+		struct lp_elf_sym sym;
+
+		all = lp_elf_find(elf, obj->syms.names[k], obj->syms.sympos[k], &sym, NULL, 0) == 0;
+		if (!all && why)
+			lp_set_err(why, len, "symbol '%s' not found in %s", obj->syms.names[k],
+				   shown);
+	}
+	if (elf && all)
 		f->defines |= 1ull << i;
 	lp_elf_close(elf);
 	return f->defines & (1ull << i);
@@ -169,9 +188,9 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-/* Does one line of /proc/PID/maps map a library object @obj names? */
-static bool maps_library(struct files *fs, pid_t pid, const char *line,
-			 const struct lp_patch_object *obj)
+/* A file the process maps and @obj names: 1 as the patch wants it, 0 not it, -1 not as wanted. */
+static int maps_library(struct files *fs, pid_t pid, const char *line, size_t i,
+			const struct lp_patch_object *obj, char *why, size_t len)
 {
 	unsigned int major, minor;
 	unsigned long inode;
@@ -182,59 +201,107 @@ static bool maps_library(struct files *fs, pid_t pid, const char *line,
 
 	if (sscanf(line, "%*s %*s %*s %x:%x %lu %n", &major, &minor, &inode, &at) < 3 || !at ||
 	    line[at] != '/')
-		return false;
+		return 0;
 	file = line + at;
 	base = base_name(file);
 	/* The soname is a prefix of the file's name: read only those files. */
 	if (strncmp(base, obj->name, strlen(obj->name)) != 0)
-		return false;
+		return 0;
 	f = file_of(fs, makedev(major, minor), inode);
 	if (!f)
-		return false;
+		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, file);
 	read_file(f, path);
-	return (strcmp(base, obj->name) == 0 || strcmp(f->soname, obj->name) == 0) &&
-	       build_id_ok(obj, f);
+	if (strcmp(base, obj->name) != 0 && strcmp(f->soname, obj->name) != 0)
+		return 0;
+	if (!build_id_ok(obj, f)) {
+		if (why)
+			lp_set_err(why, len, "%s is build %s, not the patch's %s", file,
+				   f->build_id[0] ? f->build_id : "(none)", obj->build_id);
+		return -1;
+	}
+	return defines_funcs(f, i, obj, path, file, why, len) ? 1 : -1;
 }
 
-static bool maps_main(struct files *fs, pid_t pid, size_t i, const struct lp_patch_object *obj)
+/* The main program: 1 as the patch wants it, -1 not. */
+static int maps_main(struct files *fs, pid_t pid, size_t i, const struct lp_patch_object *obj,
+		     char *why, size_t len)
 {
-	char exe[64];
+	char exe[64], shown[PATH_MAX];
 	struct stat st;
 	struct file *f;
+	ssize_t n;
 
 	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
 	if (stat(exe, &st) < 0 || !(f = file_of(fs, st.st_dev, st.st_ino)))
-		return false;
+		return -1;
+	n = readlink(exe, shown, sizeof(shown) - 1);
+	shown[n > 0 ? n : 0] = '\0';
 	read_file(f, exe);
-	if (obj->build_id)
-		return build_id_ok(obj, f);
-	return defines_funcs(f, i, obj, exe);
+	if (!build_id_ok(obj, f)) {
+		if (why)
+			lp_set_err(why, len, "the program %s is build %s, not the patch's %s",
+				   shown, f->build_id[0] ? f->build_id : "(none)", obj->build_id);
+		return -1;
+	}
+	return defines_funcs(f, i, obj, exe, shown, why, len) ? 1 : -1;
 }
 
-static bool maps_any(struct files *fs, pid_t pid, const struct lp_patch_info *pi)
+/*
+ * How process @pid has the objects of @pi: 1 when one of them is there as
+ * the patch wants it; -1 when one is there but not as wanted (@why, when
+ * not NULL, says why; every object is then looked at); 0 otherwise.
+ */
+static int judge_process(struct files *fs, pid_t pid, const struct lp_patch_info *pi, char *why,
+			 size_t len)
 {
-	char path[64], *line = NULL;
+	char path[64], *line = NULL, last[64] = "";
+	bool ok = false, bad = false;
 	size_t size = 0;
-	bool found = false;
 	FILE *maps;
 
-	for (size_t i = 0; i < pi->nobjs && !found; i++)
-		found = !pi->objs[i].name && maps_main(fs, pid, i, &pi->objs[i]);
-	if (found)
-		return true;
+	for (size_t i = 0; i < pi->nobjs && (why || !ok); i++) {
+		int r = pi->objs[i].name ? 0 : maps_main(fs, pid, i, &pi->objs[i], why, len);
+
+		ok |= r > 0;
+		bad |= r < 0;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	maps = fopen(path, "re");
-	if (!maps)
-		return false;
-	while (!found && getline(&line, &size, maps) > 0) {
+	while (maps && (why || !ok) && getline(&line, &size, maps) > 0) {
+		char id[64] = "";
+
 		line[strcspn(line, "\n")] = '\0';
-		for (size_t i = 0; i < pi->nobjs && !found; i++)
-			found = pi->objs[i].name && maps_library(fs, pid, line, &pi->objs[i]);
+		/* A file's mappings follow each other: look at it once. */
+		if (sscanf(line, "%*s %*s %*s %*s %63s", id) == 1 && strcmp(id, "0") != 0 &&
+		    strcmp(id, last) == 0)
+			continue;
+		snprintf(last, sizeof(last), "%s", id);
+		for (size_t i = 0; i < pi->nobjs; i++) {
+			int r = pi->objs[i].name
+				    ? maps_library(fs, pid, line, i, &pi->objs[i], why, len)
+				    : 0;
+
+			ok |= r > 0;
+			bad |= r < 0;
+		}
 	}
 	free(line);
-	fclose(maps);
-	return found;
+	if (maps)
+		fclose(maps);
+	return bad && (why || !ok) ? -1 : ok;
+}
+
+int lp_patch_fits(const struct lp_patch_info *pi, pid_t pid, char *why, size_t len)
+{
+	struct files fs = {0};
+	int ret;
+
+	elf_version(EV_CURRENT);
+	why[0] = '\0';
+	ret = judge_process(&fs, pid, pi, why, len);
+	free(fs.v);
+	return ret < 0 ? -1 : 0;
 }
 
 int lp_select_processes(const struct lp_patch_info *pi, pid_t **pids, size_t *n, char *err,
@@ -259,7 +326,7 @@ int lp_select_processes(const struct lp_patch_info *pi, pid_t **pids, size_t *n,
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
 		pid = (pid_t)atoi(de->d_name);
-		if (pid == getpid() || !maps_any(&fs, pid, pi))
+		if (pid == getpid() || judge_process(&fs, pid, pi, NULL, 0) <= 0)
 			continue;
 		if (*n == cap) {
 			size_t ncap = cap ? 2 * cap : 64;

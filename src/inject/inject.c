@@ -308,7 +308,8 @@ static void signals_leave(const struct signals *old)
 	sigaction(SIGCHLD, &old->chld, NULL);
 }
 
-int lp_inject(pid_t pid, const char *runtime, struct lp_inject_stats *st, char *err, size_t errlen)
+int lp_inject(pid_t pid, const char *runtime, lp_inject_ready_fn ready, void *arg,
+	      struct lp_inject_stats *st, char *err, size_t errlen)
 {
 	struct search s = {.st = st, .runtime = runtime};
 	uint64_t start = lp_now_ns();
@@ -318,6 +319,10 @@ int lp_inject(pid_t pid, const char *runtime, struct lp_inject_stats *st, char *
 	*st = (struct lp_inject_stats){0};
 	if (lp_target_open(&s.tg, pid, runtime, err, errlen) < 0)
 		return -1;
+	if (ready && ready(arg, err, errlen) != 0) {
+		lp_target_close(&s.tg);
+		return -1;
+	}
 	s.stack = lp_stack_new(&s.tg, err, errlen);
 	if (!s.stack) {
 		lp_target_close(&s.tg);

@@ -29,15 +29,24 @@ struct lp_inject_stats {
 };
 
 /*
+ * Called once the process is known to be one the runtime can be injected
+ * into, before any of its threads is stopped: non-zero, with a reason in
+ * @err, gives up.
+ */
+typedef int (*lp_inject_ready_fn)(void *arg, char *err, size_t errlen);
+
+/*
  * Load @runtime (an absolute path, visible at the same path to the
  * process) into process @pid with dlopen(RTLD_NOW | RTLD_GLOBAL).  Waits
  * a bounded time for a thread at a safe point.  Returns 0, or -1 with a
  * one-line reason in @err: the process is statically linked, does not use
- * glibc, exited, cannot be traced, had no thread at a safe point, or the
- * loader refused the runtime (its dlerror()).  Nothing is left changed on
- * failure.  @st is filled in either case.
+ * glibc, exited, cannot be traced, had no thread at a safe point, the
+ * loader refused the runtime (its dlerror()), or @ready (may be NULL)
+ * refused.  Nothing is left changed on failure.  @st is filled in either
+ * case.
  */
-int lp_inject(pid_t pid, const char *runtime, struct lp_inject_stats *st, char *err, size_t errlen);
+int lp_inject(pid_t pid, const char *runtime, lp_inject_ready_fn ready, void *arg,
+	      struct lp_inject_stats *st, char *err, size_t errlen);
 
 /* A thread of the process and the registers the runtime needs to register it. */
 struct lp_thread_rec {

@@ -45,6 +45,7 @@ bool lp_proc_syscall(pid_t pid, pid_t tid, struct lp_proc_sys *s);
 char lp_proc_state(pid_t pid, pid_t tid);
 bool lp_proc_status(pid_t pid, pid_t tid, const char *key, char *val, size_t len);
 uint64_t lp_proc_sigset(pid_t pid, pid_t tid, const char *key);
+bool lp_proc_sigsets(pid_t pid, pid_t tid, const char *const *keys, size_t n, uint64_t *sets);
 
 /* tracee.c: one thread stopped for a moment. */
 enum lp_stop_kind {

@@ -227,10 +227,28 @@ bool lp_proc_status(pid_t pid, pid_t tid, const char *key, char *val, size_t len
 	return true;
 }
 
-/* A signal set of the thread ("SigBlk", "SigPnd", "ShdPnd", "SigIgn"); 0 when unknown. */
+/* Several signal sets of the thread ("SigBlk", "SigPnd", "ShdPnd"...), from one read. */
+bool lp_proc_sigsets(pid_t pid, pid_t tid, const char *const *keys, size_t n, uint64_t *sets)
+{
+	char buf[4096], want[32];
+	const char *at;
+
+	if (!read_task_file(pid, tid, "status", buf, sizeof(buf)))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(want, sizeof(want), "\n%s:", keys[i]);
+		at = strstr(buf, want);
+		if (!at)
+			return false;
+		sets[i] = strtoull(at + strlen(want), NULL, 16);
+	}
+	return true;
+}
+
+/* One signal set of the thread; 0 when unknown. */
 uint64_t lp_proc_sigset(pid_t pid, pid_t tid, const char *key)
 {
-	char val[32];
+	uint64_t set;
 
-	return lp_proc_status(pid, tid, key, val, sizeof(val)) ? strtoull(val, NULL, 16) : 0;
+	return lp_proc_sigsets(pid, tid, &key, 1, &set) ? set : 0;
 }

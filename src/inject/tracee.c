@@ -216,11 +216,12 @@ int lp_tracee_release(struct lp_tracee *t, const struct user_regs_struct *regs)
 /* Is a signal pending that the thread would take: one that may have ended its call? */
 static bool signal_pending(const struct lp_tracee *t)
 {
-	uint64_t blocked = lp_proc_sigset(t->pid, t->tid, "SigBlk");
-	uint64_t pending =
-	    lp_proc_sigset(t->pid, t->tid, "SigPnd") | lp_proc_sigset(t->pid, t->tid, "ShdPnd");
+	static const char *const keys[] = {"SigPnd", "ShdPnd", "SigBlk"};
+	uint64_t set[3];
 
-	return (pending & ~blocked) != 0;
+	if (!lp_proc_sigsets(t->pid, t->tid, keys, 3, set))
+		return true; /* cannot tell: leave the call as it ended */
+	return ((set[0] | set[1]) & ~set[2]) != 0;
 }
 
 /*
