@@ -111,15 +111,31 @@ require_built() {
 # start_target NAME [ARGS...]: start $TARGETS/NAME under `lpatch run`, its
 # stdin and stdout on fifos, and wait for "ready".  Sets PID.
 start_target() {
+	require_built "$TARGETS/$1"
+	lp_start "$1" "$LPATCH" run -- "$TARGETS/$1" "${@:2}"
+	lp_read_reply "start of $1"
+	[ "$REPLY" = ready ] || fail "$1: expected 'ready', got '$REPLY'"
+}
+
+# start_plain NAME [ARGS...]: the same without the runtime, for `apply` to
+# inject it.
+start_plain() {
+	require_built "$TARGETS/$1"
+	lp_start "$1" "$TARGETS/$1" "${@:2}"
+	lp_read_reply "start of $1"
+	[ "$REPLY" = ready ] || fail "$1: expected 'ready', got '$REPLY'"
+}
+
+# lp_start NAME COMMAND...: run COMMAND with its stdin and stdout on fifos,
+# known as NAME; no reply is awaited.  Sets PID.
+lp_start() {
 	local name=$1 n fd_in fd_out
 	shift
-	require_built "$TARGETS/$name"
 	n=$((++LP_NTARGETS))
 	mkfifo "$TMP/t$n.in" "$TMP/t$n.out" || fail "mkfifo failed"
 	# The target opens its stdin fifo, then its stdout fifo; we open
 	# them in the same order, so neither side waits for the other.
-	"$LPATCH" run -- "$TARGETS/$name" "$@" \
-		<"$TMP/t$n.in" >"$TMP/t$n.out" 2>"$TMP/t$n.err" &
+	"$@" <"$TMP/t$n.in" >"$TMP/t$n.out" 2>"$TMP/t$n.err" &
 	PID=$!
 	LP_PIDS+=("$PID")
 	exec {fd_in}>"$TMP/t$n.in" {fd_out}<"$TMP/t$n.out"
@@ -127,8 +143,6 @@ start_target() {
 	LP_FD_OUT[$PID]=$fd_out
 	LP_ERRFILE[$PID]=$TMP/t$n.err
 	LP_NAME[$PID]=$name
-	lp_read_reply "start of $name"
-	[ "$REPLY" = ready ] || fail "$name: expected 'ready', got '$REPLY'"
 }
 
 # Read one reply line of target $PID into REPLY.
