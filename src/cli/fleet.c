@@ -110,7 +110,7 @@ static void run_all(struct result *res, size_t n, const struct lp_apply_target *
 
 		while (running < PARALLEL && next < n) {
 			r = &res[next++];
-			/* Not straight into *r: the child's zero would land in shared memory too. */
+			/* Not into *r at once: the child's 0 would land in shared memory. */
 			child = fork();
 			if (child == 0)
 				run_one(r, a);

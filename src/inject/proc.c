@@ -231,11 +231,12 @@ bool lp_proc_status(pid_t pid, pid_t tid, const char *key, char *val, size_t len
 bool lp_proc_sigsets(pid_t pid, pid_t tid, const char *const *keys, size_t n, uint64_t *sets)
 {
 	char buf[4096], want[32];
-	const char *at;
 
 	if (!read_task_file(pid, tid, "status", buf, sizeof(buf)))
 		return false;
 	for (size_t i = 0; i < n; i++) {
+		const char *at;
+
 		snprintf(want, sizeof(want), "\n%s:", keys[i]);
 		at = strstr(buf, want);
 		if (!at)
