@@ -276,7 +276,8 @@ static int check_runtime(struct lp_target *tg, const char *runtime, char *err, s
 		return -1;
 	}
 	/* A sanitizer runtime must come first: loading it late aborts the process. */
-	if (needs(runtime, "libasan.so", lib, sizeof(lib)) && !find_file(&tg->maps, lib, false)) {
+	/* It is mapped under its file's name: libasan.so.8 is libasan.so.8.0.0. */
+	if (needs(runtime, "libasan.so", lib, sizeof(lib)) && !find_file(&tg->maps, lib, true)) {
 		lp_inject_err(err, errlen,
 			      "the runtime %s is built with AddressSanitizer, and the process "
 			      "has not loaded %s",
