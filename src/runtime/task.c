@@ -147,32 +147,43 @@ static void note_stack(struct lp_task *task)
 	pthread_attr_destroy(&attr);
 }
 
-/* An adopted entry for @task belongs to a thread that is gone: its storage is reused. */
-static void drop_stale(const struct lp_thread *keep, const struct lp_task *task)
+/*
+ * Under lp_threads_lock: an adopted entry for @task belongs to a thread
+ * that is gone, since its storage is ours now.  It is unlinked and
+ * returned, to be freed once the lock is dropped.
+ */
+static struct lp_thread *take_stale(const struct lp_thread *keep, const struct lp_task *task)
 {
-	struct lp_thread *t, *tmp;
+	struct lp_thread *t;
 
 	if (!adopted)
-		return;
-	list_for_each_entry_safe (t, tmp, &lp_thread_list, node)
-		if (t != keep && t->task == task)
-			lp_thread_forget(t);
+		return NULL;
+	list_for_each_entry (t, &lp_thread_list, node) {
+		if (t != keep && t->task == task) {
+			list_del(&t->node);
+			adopted--;
+			return t;
+		}
+	}
+	return NULL;
 }
 
 /* The running thread takes over its entry and the flags it inherited. */
 static void attach(struct lp_thread *t)
 {
 	struct lp_task *task = &lp_current;
+	struct lp_thread *stale;
 
 	note_stack(task);
 	pthread_mutex_lock(&lp_threads_lock);
-	drop_stale(t, task);
+	stale = take_stale(t, task);
 	atomic_store(&task->state, t->state);
 	atomic_store(&task->pending, t->pending);
 	task->attached = true;
 	t->task = task;
 	t->tid = gettid_raw();
 	pthread_mutex_unlock(&lp_threads_lock);
+	free(stale);
 }
 
 static void detach(void *arg)
