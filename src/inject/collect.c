@@ -33,6 +33,14 @@ static int add(struct lp_thread_rec **recs, size_t *n, size_t *cap, const struct
 	return 0;
 }
 
+static bool traced(const struct lp_tracee *t)
+{
+	char tracer[32];
+
+	return lp_proc_status(t->pid, t->tid, "TracerPid", tracer, sizeof(tracer)) &&
+	       atoi(tracer) != 0;
+}
+
 /* Stop, read and let go one thread; -1 only for what ends the collection. */
 static int read_one(struct lp_tracee *t, struct lp_thread_rec **recs, size_t *n, size_t *cap,
 		    char *err, size_t errlen)
@@ -40,7 +48,8 @@ static int read_one(struct lp_tracee *t, struct lp_thread_rec **recs, size_t *n,
 	int ret = 0;
 
 	if (lp_tracee_stop(t, lp_now_ns() + STOP_WAIT_S * 1000000000ull) < 0) {
-		if (errno == EPERM) {
+		/* Traced by someone else (the runtime's stopper, a moment): next time. */
+		if (errno == EPERM && !traced(t)) {
 			lp_inject_err(err, errlen, "not permitted to trace thread %d (ptrace: %s)",
 				      (int)t->tid, strerror(errno));
 			return -1;
@@ -87,7 +96,7 @@ int lp_inject_collect(pid_t pid, const pid_t *known, size_t nknown, struct lp_th
 
 	*recs = NULL;
 	*n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)lp_proc_live_thread(pid));
 	mem = open(path, O_RDONLY | O_CLOEXEC);
 	if (mem < 0) {
 		lp_inject_err(err, errlen, "cannot open %s: %s", path, strerror(errno));

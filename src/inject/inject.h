@@ -65,4 +65,7 @@ struct lp_thread_rec {
 int lp_inject_collect(pid_t pid, const pid_t *known, size_t nknown, struct lp_thread_rec **recs,
 		      size_t *n, struct lp_inject_stats *st, char *err, size_t errlen);
 
+/* The task whose /proc entries show @pid's memory: @pid, or a live thread once it exited. */
+pid_t lp_proc_live_thread(pid_t pid);
+
 #endif /* LP_INJECT_H */

@@ -79,6 +79,7 @@ int lp_mem_write(int mem, uintptr_t addr, const void *buf, size_t len);
 struct lp_elf;
 struct lp_target {
 	pid_t pid;
+	pid_t proc; /* the task to read /proc through: see lp_proc_live_thread() */
 	int mem;
 	struct lp_maps maps;
 	const char *libc_path; /* as mapped */

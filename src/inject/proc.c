@@ -49,6 +49,28 @@ static int add_map(struct lp_maps *m, size_t *cap, const struct lp_map *map)
 	return 0;
 }
 
+/*
+ * A thread of @pid that has not exited: once the main thread has (with
+ * pthread_exit()), /proc/PID/maps reads empty and /proc/PID/mem and exe
+ * fail, while /proc/TID/... of a live thread show the same process.
+ */
+pid_t lp_proc_live_thread(pid_t pid)
+{
+	pid_t *tids, live = pid;
+	size_t n;
+
+	if (lp_proc_state(pid, pid) != 'Z' || lp_proc_tasks(pid, &tids, &n) < 0)
+		return pid;
+	for (size_t i = 0; i < n && live == pid; i++) {
+		char state = lp_proc_state(pid, tids[i]);
+
+		if (state && state != 'Z' && state != 'X')
+			live = tids[i];
+	}
+	free(tids);
+	return live;
+}
+
 /* "lo-hi perms offset dev inode   path" */
 int lp_maps_read(pid_t pid, struct lp_maps *m, char *err, size_t errlen)
 {

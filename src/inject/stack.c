@@ -302,7 +302,7 @@ struct lp_stack *lp_stack_new(const struct lp_target *tg, char *err, size_t errl
 		goto fail;
 	}
 	dwfl_report_begin(s->dwfl);
-	if (dwfl_linux_proc_report(s->dwfl, tg->pid) != 0 ||
+	if (dwfl_linux_proc_report(s->dwfl, tg->proc) != 0 ||
 	    dwfl_report_end(s->dwfl, NULL, NULL) != 0) {
 		lp_inject_err(err, errlen, "cannot read the modules of process %d", (int)tg->pid);
 		goto fail;

@@ -122,7 +122,7 @@ static int check_libc(struct lp_target *tg, char *err, size_t errlen)
 	const struct lp_map *ld, *libc;
 	uintptr_t first;
 
-	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)tg->pid);
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)tg->proc);
 	if (read_elf(exe, interp, sizeof(interp), &first, err, errlen) < 0)
 		return -1;
 	if (!interp[0]) {
@@ -194,7 +194,7 @@ static int open_libc(struct lp_target *tg, char *err, size_t errlen)
 		lp_inject_err(err, errlen, "cannot find where libc.so.6 is loaded");
 		return -1;
 	}
-	root_path(tg->pid, tg->libc_path, path, sizeof(path));
+	root_path(tg->proc, tg->libc_path, path, sizeof(path));
 	if (read_elf(path, interp, sizeof(interp), &first, err, errlen) < 0)
 		return -1;
 	tg->libc = lp_elf_open(path, m->lo - first, NULL, err, errlen);
@@ -263,7 +263,7 @@ static int check_runtime(struct lp_target *tg, const char *runtime, char *err, s
 			      loaded->path);
 		return -1;
 	}
-	root_path(tg->pid, runtime, theirs, sizeof(theirs));
+	root_path(tg->proc, runtime, theirs, sizeof(theirs));
 	if (stat(runtime, &a) < 0) {
 		lp_inject_err(err, errlen, "runtime %s: %s", runtime, strerror(errno));
 		return -1;
@@ -308,16 +308,16 @@ int lp_target_open(struct lp_target *tg, pid_t pid, const char *runtime, char *e
 {
 	char path[64];
 
-	*tg = (struct lp_target){.pid = pid};
-	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	*tg = (struct lp_target){.pid = pid, .proc = lp_proc_live_thread(pid)};
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)tg->proc);
 	tg->mem = open(path, O_RDWR | O_CLOEXEC);
 	if (tg->mem < 0) {
 		lp_inject_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (lp_maps_read(pid, &tg->maps, err, errlen) < 0 || check_process(tg, err, errlen) < 0 ||
-	    check_libc(tg, err, errlen) < 0 || check_runtime(tg, runtime, err, errlen) < 0 ||
-	    open_libc(tg, err, errlen) < 0) {
+	if (lp_maps_read(tg->proc, &tg->maps, err, errlen) < 0 ||
+	    check_process(tg, err, errlen) < 0 || check_libc(tg, err, errlen) < 0 ||
+	    check_runtime(tg, runtime, err, errlen) < 0 || open_libc(tg, err, errlen) < 0) {
 		lp_target_close(tg);
 		return -1;
 	}
