@@ -59,7 +59,8 @@ static bool has_agent(pid_t pid)
 }
 
 /* "runtime": the threads it knows, sorted, and whether it was injected. */
-static int ask_runtime(pid_t pid, const char *what, bool *injected, pid_t **known, size_t *n)
+static int ask_runtime(pid_t pid, const char *what, const struct lp_runtime_report *rep,
+		       bool *injected, pid_t **known, size_t *n)
 {
 	struct lp_request req = {
 	    .pid = pid, .fd = -1, .timeout = AUX_TIMEOUT, .what = what, .flags = LP_REQ_SILENT};
@@ -82,6 +83,9 @@ static int ask_runtime(pid_t pid, const char *what, bool *injected, pid_t **know
 	root = json_tokener_parse(answer);
 	free(answer);
 	*injected = lp_json_bool(root, "injected", false);
+	if (lp_json_str(root, "hook_error", NULL))
+		verbose(rep, "the runtime cannot catch the threads the process creates: %s",
+			lp_json_str(root, "hook_error", ""));
 	*n = lp_json_len(root, "threads");
 	*known = calloc(*n ? *n : 1, sizeof(**known));
 	for (size_t i = 0; *known && i < *n; i++)
@@ -149,7 +153,7 @@ static int adopt(pid_t pid, const char *what, struct lp_runtime_report *rep)
 		size_t nknown, n, added;
 		int ret;
 
-		if (ask_runtime(pid, what, &injected, &known, &nknown) < 0)
+		if (ask_runtime(pid, what, rep, &injected, &known, &nknown) < 0)
 			return -1;
 		if (!injected) {
 			free(known);

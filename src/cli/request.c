@@ -144,7 +144,9 @@ static enum lp_req_status connect_agent(struct lp_call *call)
 	if (call->sock >= 0)
 		return check_peer(call);
 	if (errno == ECONNREFUSED || errno == ENOENT)
-		return gone(req, "process %d has no lpatch runtime (start it with 'lpatch run')",
+		return gone(req,
+			    "process %d has no lpatch runtime (start it with 'lpatch run', or "
+			    "apply a patch: that injects one)",
 			    (int)req->pid);
 	return fail(req, "cannot connect to process %d: %s", (int)req->pid, strerror(errno));
 }

@@ -260,6 +260,8 @@ static int judge_process(struct files *fs, pid_t pid, const struct lp_patch_info
 	size_t size = 0;
 	FILE *maps;
 
+	/* Its /proc entries, through a live thread once the main one exited. */
+	pid = lp_proc_live_thread(pid);
 	for (size_t i = 0; i < pi->nobjs && (why || !ok); i++) {
 		int r = pi->objs[i].name ? 0 : maps_main(fs, pid, i, &pi->objs[i], why, len);
 
