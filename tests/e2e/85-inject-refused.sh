@@ -5,6 +5,8 @@
 # one-line error and the process untouched:
 #   - a statically linked program (no dynamic loader to load the runtime);
 #   - a dynamically linked program without glibc (no libc.so.6);
+#   - a runtime the dynamic loader refuses (a file that is not ELF, named by
+#     LPATCH_RUNTIME): its error is reported, the process goes on;
 #   - a process none of whose threads comes to a safe point: blocker's main
 #     thread, waiting in ppoll() with a signal mask, is never borrowed;
 #   - a process that exits while its borrowed thread is loading the runtime:
@@ -44,6 +46,20 @@ stop_plain() {
 
 refused static "it is statically linked"
 refused nolibc "it does not use glibc"
+
+# --- A runtime the loader refuses ------------------------------------------
+start_plain demo
+echo "not a library" >"$TMP/bogus.so"
+LPATCH_RUNTIME=$TMP/bogus.so lp_fails apply "$PID" "$PATCHES/fix.so"
+case $LP_ERR in
+*"cannot inject the runtime: the dynamic loader refused the runtime: $TMP/bogus.so: "*) ;;
+*) fail "unexpected error: $LP_ERR" ;;
+esac
+! grep -q "bogus.so" "/proc/$PID/maps" || fail "the refused runtime is mapped"
+expect_reply "call compute 5" 22 "after the loader refused the runtime"
+lp_ok apply "$PID" "$PATCHES/fix.so"
+expect_reply "call compute 5" 500 "patched after all"
+stop_target
 
 # --- No thread at a safe point ---------------------------------------------
 start_plain blocker
