@@ -85,7 +85,8 @@ __attribute__((constructor)) static void lp_runtime_init(void)
 {
 	lp_injected_init(drop_from_preload());
 	lp_transition_setup();
-	if (lp_text_init() < 0 || lp_threads_init() < 0 || lp_tasks_init() < 0) {
+	/* An injected runtime's code writer is set up by the agent (injected.c). */
+	if ((!lp_injected && lp_text_init() < 0) || lp_threads_init() < 0 || lp_tasks_init() < 0) {
 		lp_log("runtime disabled: %s", strerror(errno));
 		return;
 	}

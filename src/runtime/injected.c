@@ -17,7 +17,9 @@
  * The constructor returns at once: the borrowed thread belongs to the
  * program.  The agent waits until the injector has let that thread go
  * before it writes the redirect: a thread still traced by the injector,
- * with every signal blocked, could be neither visited nor stopped.
+ * with every signal blocked, could be neither visited nor stopped.  A
+ * failure there leaves a runtime that cannot write code (a patch is then
+ * refused); "runtime" says why.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -79,15 +81,28 @@ static void wait_released(void)
 	}
 }
 
-/* In the agent, before it serves anything (and not again in a forked child). */
+/*
+ * In the agent, before it serves anything (and not again in a forked
+ * child).  The code writer is set up here rather than in the constructor:
+ * registering for membarrier() waits for an RCU grace period in a process
+ * with several threads, milliseconds the borrowed thread would be away.
+ * lp_mutex keeps fork() out until the redirect is whole.
+ */
 void lp_injected_setup(void)
 {
 	if (!lp_injected || set_up)
 		return;
-	set_up = true;
 	wait_released();
-	if (lp_tasks_hook_create(hook_error, sizeof(hook_error)) < 0)
+	pthread_mutex_lock(&lp_mutex);
+	set_up = true;
+	if (lp_text_init() < 0) {
+		snprintf(hook_error, sizeof(hook_error), "cannot set up the code writer: %s",
+			 strerror(errno));
+		lp_log("%s", hook_error);
+	} else if (lp_tasks_hook_create(hook_error, sizeof(hook_error)) < 0) {
 		lp_log("cannot catch the threads the program creates: %s", hook_error);
+	}
+	pthread_mutex_unlock(&lp_mutex);
 }
 
 /* "runtime": how the runtime came, and the threads it knows. */
