@@ -7,6 +7,7 @@
  * program creates this way (task.c).  The hook is not an lp_ops of
  * patch.c's list: a patch cannot stack on it.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,10 +57,13 @@ static int write_code(struct lp_ops *ops, void *to, char *err, size_t errlen)
 }
 
 /*
- * Redirect the function at @func (@size bytes) to @to; *@orig is where the
- * original can be called.  Refused, with the reason, where a patch would be.
+ * Redirect the function at @func (@size bytes) to @to.  *@orig is where
+ * the original can be called, stored before the jump is written: @to may be
+ * called (and need it) as soon as it is.  Refused, with the reason, where
+ * a patch would be; *@orig may still have been set, and calls the
+ * original all the same.
  */
-int lp_hook(uintptr_t func, size_t size, void *to, void **orig, char *err, size_t errlen)
+int lp_hook(uintptr_t func, size_t size, void *to, void *_Atomic *orig, char *err, size_t errlen)
 {
 	struct lp_ops *ops = calloc(1, sizeof(*ops));
 	char why[LP_ERR_MAX];
@@ -76,11 +80,12 @@ int lp_hook(uintptr_t func, size_t size, void *to, void **orig, char *err, size_
 	list_init(&ops->func_stack);
 	/* The trampoline memory stays reserved on failure; it was never reachable. */
 	if (lp_tramp_alloc(func, &ops->stubs, &ops->slots, err, errlen) < 0 ||
-	    write_code(ops, to, err, errlen) < 0 || lp_text_install_jump(ops, err, errlen) < 0) {
+	    write_code(ops, to, err, errlen) < 0) {
 		free(ops);
 		return -1;
 	}
+	/* The copy stays: *orig may be in use whatever comes next. */
 	list_add(&ops->node, &hooks);
-	*orig = (void *)ops->orig;
-	return 0;
+	atomic_store(orig, (void *)ops->orig);
+	return lp_text_install_jump(ops, err, errlen);
 }

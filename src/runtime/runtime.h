@@ -182,7 +182,7 @@ int lp_task_adopt(pid_t tid, uintptr_t tp, uintptr_t stack_lo, uintptr_t stack_h
 void lp_tasks_prune(void);
 
 /* hook.c: a function redirected to one of ours for good. */
-int lp_hook(uintptr_t func, size_t size, void *to, void **orig, char *err, size_t errlen);
+int lp_hook(uintptr_t func, size_t size, void *to, void *_Atomic *orig, char *err, size_t errlen);
 
 /* injected.c: a runtime loaded by dlopen() into a running process. */
 extern bool lp_injected;

@@ -37,7 +37,13 @@ pthread_mutex_t lp_threads_lock = PTHREAD_MUTEX_INITIALIZER;
 struct list_head lp_thread_list = LIST_HEAD_INIT(lp_thread_list);
 
 typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
-static pthread_create_fn real_pthread_create;
+/*
+ * libc's: the next definition for a preloaded runtime; for an injected one,
+ * the relocated prologue of the redirected entry, set before the redirect
+ * is (RTLD_NEXT would find the entry itself, or a sanitizer's interceptor
+ * that leads back to it).
+ */
+static pthread_create_fn _Atomic real_pthread_create;
 /* Entries registered by lp_task_adopt() still in the list. */
 static size_t adopted;
 /*
@@ -253,15 +259,17 @@ static void drop_child(struct lp_thread *t)
 static int create_thread(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
 			 void *arg)
 {
+	pthread_create_fn real = atomic_load(&real_pthread_create);
 	struct start *s;
 	int ret;
 
-	if (!real_pthread_create)
-		real_pthread_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
-	if (!real_pthread_create)
+	if (!real && !lp_injected)
+		atomic_store(&real_pthread_create,
+			     real = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create"));
+	if (!real)
 		return EAGAIN;
 	if (in_create)
-		return real_pthread_create(thread, attr, fn, arg);
+		return real(thread, attr, fn, arg);
 	s = malloc(sizeof(*s));
 	if (!s)
 		return EAGAIN;
@@ -271,7 +279,7 @@ static int create_thread(pthread_t *thread, const pthread_attr_t *attr, void *(*
 		return EAGAIN;
 	}
 	in_create = true;
-	ret = real_pthread_create(thread, attr, thread_start, s);
+	ret = real(thread, attr, thread_start, s);
 	in_create = false;
 	if (ret != 0) {
 		drop_child(s->thread);
@@ -294,10 +302,9 @@ pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *
  */
 int lp_tasks_hook_create(char *err, size_t errlen)
 {
-	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD), *orig, *entry;
+	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD), *entry;
 	const ElfW(Sym) *sym = NULL;
 	Dl_info info;
-	int ret;
 
 	entry = libc ? dlsym(libc, "pthread_create") : NULL;
 	if (libc)
@@ -306,10 +313,8 @@ int lp_tasks_hook_create(char *err, size_t errlen)
 		snprintf(err, errlen, "cannot find libc's pthread_create()");
 		return -1;
 	}
-	ret = lp_hook((uintptr_t)entry, sym->st_size, (void *)create_thread, &orig, err, errlen);
-	if (ret == 0)
-		real_pthread_create = (pthread_create_fn)orig;
-	return ret;
+	return lp_hook((uintptr_t)entry, sym->st_size, (void *)create_thread,
+		       (void *_Atomic *)&real_pthread_create, err, errlen);
 }
 
 /*
@@ -364,7 +369,9 @@ void lp_tasks_prune(void)
 
 int lp_tasks_init(void)
 {
-	real_pthread_create = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+	if (!lp_injected)
+		atomic_store(&real_pthread_create,
+			     (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create"));
 	lp_task_attach_self();
 	return lp_current.attached ? 0 : -1;
 }

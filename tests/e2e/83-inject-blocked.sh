@@ -60,9 +60,12 @@ inject() {
 		[[ $REPLY =~ ^started\ $k\ ([0-9]+)$ ]] || fail "start $k answered '$REPLY'"
 		TID[$k]=${BASH_REMATCH[1]}
 	done
-	lp apply --verbose "$PID" "$PATCHES/blocker_fix.so"
+	# Not waiting for the transition: the sleep has to outlast the injection only.
+	t0=$(date +%s%N)
+	lp apply --verbose --no-wait "$PID" "$PATCHES/blocker_fix.so"
 	[ "$LP_RC" -eq 0 ] || fail "apply exited $LP_RC: $LP_ERR"
 	log "$LP_ERR"
+	log "apply --no-wait took $((($(date +%s%N) - t0) / 1000000)) ms"
 	if [ $# -eq 1 ]; then
 		grep -q "^lpatch: injected the runtime into $PID through thread ${TID[$1]} (in ${FUNC[$1]}):" <<<"$LP_ERR" ||
 			fail "the thread in ${FUNC[$1]} (${TID[$1]}) did not load the runtime: $LP_ERR"
@@ -71,8 +74,11 @@ inject() {
 		cmd "busy $k"
 		[ "$REPLY" = "busy $k yes" ] && continue
 		[ "$k" = sleep ] || fail "$k: the call ended during the injection: $REPLY"
+		cmd "result sleep"
+		[ "$REPLY" = "sleep ok" ] || fail "the sleep did not last: $REPLY"
 		return 1
 	done
+	wait_until "the transition to complete" no_transition
 	expect_reply "call 5" 17 "patched"
 	return 0
 }
