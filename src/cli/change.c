@@ -289,6 +289,7 @@ int lp_cmd_apply(int argc, char **argv)
 	a.timeout = o.timeout;
 	a.no_wait = o.no_wait;
 	a.verbose = o.verbose;
+	a.quiet = o.quiet;
 	a.json = o.json;
 	a.patch_fd = open_patch(a.arg, path, sizeof(path));
 	if (a.patch_fd < 0) {

@@ -210,6 +210,7 @@ struct lp_apply_target {
 	int timeout;
 	bool no_wait;
 	bool verbose;
+	bool quiet; /* no table when every apply succeeded */
 	bool json;
 };
 int lp_apply_one(pid_t pid, const struct lp_apply_target *a, unsigned int flags, bool quiet,

@@ -239,12 +239,11 @@ int lp_apply_many(const pid_t *pids, size_t n, const struct lp_apply_target *a)
 	run_all(res, n, a);
 	for (size_t i = 0; i < n; i++)
 		failed += res[i].rc != 0;
+	ret = LP_EXIT_OK;
 	if (a->json)
 		ret = print_json(res, n);
-	else {
+	else if (failed || !a->quiet)
 		print_table(res, n, a->verbose);
-		ret = LP_EXIT_OK;
-	}
 	munmap(res, n * sizeof(*res));
 	if (failed) {
 		fflush(stdout);

@@ -10,7 +10,8 @@
 #     into the 50, patches all 51 in parallel, and reports each in a table;
 #   - again with --json once they are reverted: 51 entries, none injected;
 #   - several PIDs, one of them gone: the others are patched, the table
-#     says which failed, and the exit status and stderr say that one did.
+#     says which failed, and the exit status and stderr say that one did;
+#     with --quiet, nothing is printed when every apply succeeds.
 . "$(dirname "$0")/lib.sh"
 
 N=${LP_ALL_PROCESSES:-50}
@@ -80,6 +81,14 @@ for pid in "${PLAIN[0]}" "${PLAIN[1]}"; do
 done
 grep -Eq "^$nopid +\? +failed +- +no process with PID $nopid$" <<<"$rows" ||
 	fail "no failed row for $nopid: $LP_OUT"
+
+# --quiet: nothing when all succeed.
+for pid in "${PLAIN[0]}" "${PLAIN[1]}"; do
+	PID=$pid
+	revert stack_p1
+done
+lp_ok apply --quiet "${PLAIN[0]}" "${PLAIN[1]}" "$PATCHES/stack_p1.so"
+[ -z "$LP_OUT" ] || fail "apply --quiet printed: $LP_OUT"
 
 for pid in "${PLAIN[@]}" "$PRELOADED" "$NOPIE"; do
 	PID=$pid
