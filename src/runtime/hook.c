@@ -5,7 +5,8 @@
  * patch (patch.c), written the same safe way (text.c), without a
  * func_stack or a transition.  An injected runtime catches the threads the
  * program creates this way (task.c).  The hook is not an lp_ops of
- * patch.c's list: a patch cannot stack on it.
+ * patch.c's list: a patch of the same function finds the hook's jump at
+ * its entry, and displaces it like any other instruction.
  */
 #include <stdatomic.h>
 #include <stdio.h>
