@@ -48,7 +48,10 @@ static void render_function(struct json_object *fn)
 	printf("      %s", lp_json_str(fn, "name", "?"));
 	if (sympos > 0)
 		printf(",%lld", sympos);
-	printf("  %s -> %s", lp_json_str(fn, "old_addr", "-"), lp_json_str(fn, "new_addr", "-"));
+	/* A nop of a replace patch leads back to the original. */
+	printf("  %s -> %s", lp_json_str(fn, "old_addr", "-"),
+	       lp_json_bool(fn, "nop", false) ? "original (nop)"
+					      : lp_json_str(fn, "new_addr", "-"));
 	if (lp_json_bool(fn, "transition", false))
 		fputs("  (in transition)", stdout);
 	else if (!lp_json_bool(fn, "patched", false))
@@ -59,14 +62,17 @@ static void render_function(struct json_object *fn)
 static void render_object(struct json_object *obj)
 {
 	const char *path = lp_json_str(obj, "path", NULL);
+	const char *error = lp_json_str(obj, "error", NULL);
 	size_t nfuncs = lp_json_len(obj, "functions");
 
 	printf("    %s", lp_json_str(obj, "name", "<main program>"));
-	if (path && lp_json_bool(obj, "loaded", true))
+	if (path)
 		printf(" (%s)", path);
-	else
+	else if (!lp_json_bool(obj, "loaded", false))
 		fputs(" (not loaded)", stdout);
 	printf(" %s\n", lp_json_bool(obj, "patched", false) ? "patched" : "unpatched");
+	if (error)
+		printf("      %s\n", error);
 	for (size_t i = 0; i < nfuncs; i++)
 		render_function(lp_json_idx(obj, "functions", i));
 }

@@ -444,3 +444,56 @@ int lp_elf_machine(const struct lp_elf *elf)
 {
 	return elf->machine;
 }
+
+/*
+ * Whether the dynamic loader finds dynamic symbol @sym, numbered @i, by its
+ * plain name: defined, global or weak, default visibility, a function (not
+ * an IFUNC, whose address a resolver computes) or a variable, and no
+ * version or the default one.
+ */
+static bool lp_is_export(const GElf_Sym *sym, size_t i, Elf_Data *versym)
+{
+	unsigned char type = GELF_ST_TYPE(sym->st_info), bind = GELF_ST_BIND(sym->st_info);
+	GElf_Versym vs;
+
+	if (sym->st_shndx == SHN_UNDEF || sym->st_shndx == SHN_ABS ||
+	    (type != STT_FUNC && type != STT_OBJECT) || (bind != STB_GLOBAL && bind != STB_WEAK) ||
+	    GELF_ST_VISIBILITY(sym->st_other) != STV_DEFAULT)
+		return false;
+	return !versym || !gelf_getversym(versym, (int)i, &vs) || !(vs & LP_VERSYM_HIDDEN);
+}
+
+int lp_elf_each_export(const char *path, lp_elf_export_fn fn, void *arg)
+{
+	struct lp_file f;
+	Elf_Scn *scn, *vs;
+	Elf_Data *data, *versym;
+	GElf_Shdr shdr;
+	size_t entsize, n;
+	int ret = 0;
+
+	if (elf_version(EV_CURRENT) == EV_NONE || lp_file_open(&f, path, NULL, 0) < 0)
+		return -1;
+	scn = lp_find_scn(f.elf, SHT_DYNSYM);
+	vs = lp_find_scn(f.elf, SHT_GNU_versym);
+	versym = vs ? elf_getdata(vs, NULL) : NULL;
+	data = scn ? elf_getdata(scn, NULL) : NULL;
+	entsize = gelf_fsize(f.elf, ELF_T_SYM, 1, EV_CURRENT);
+	if (!data || !entsize || !gelf_getshdr(scn, &shdr)) {
+		lp_file_close(&f);
+		return -1;
+	}
+	n = data->d_size / entsize;
+	for (size_t i = 1; i < n && ret == 0; i++) {
+		const char *name;
+		GElf_Sym sym;
+
+		if (!gelf_getsym(data, (int)i, &sym) || !lp_is_export(&sym, i, versym))
+			continue;
+		name = elf_strptr(f.elf, shdr.sh_link, sym.st_name);
+		if (name && *name)
+			ret = fn(name, sym.st_value, arg);
+	}
+	lp_file_close(&f);
+	return ret;
+}

@@ -68,6 +68,16 @@ int lp_elf_find(struct lp_elf *elf, const char *name, unsigned long sympos, stru
 int lp_elf_func_at(struct lp_elf *elf, uintptr_t addr, const char **name, struct lp_elf_sym *out);
 
 /*
+ * Call @fn for every symbol of the file at @path that the dynamic loader
+ * finds by its plain name (a defined global or weak function, not an
+ * IFUNC, or variable of default visibility and version), with its st_value,
+ * in .dynsym order, until @fn returns non-zero.  Returns that value, 0, or
+ * -1 when the file or its .dynsym cannot be read.
+ */
+typedef int (*lp_elf_export_fn)(const char *name, uint64_t value, void *arg);
+int lp_elf_each_export(const char *path, lp_elf_export_fn fn, void *arg);
+
+/*
  * Check a file before it is loaded as a patch: an ELF64 shared object for
  * x86-64, and not a PIE executable (ET_DYN too, but dlopen refuses it).
  * @fd is read with pread only.  Returns 0 or -1 with a reason that does not

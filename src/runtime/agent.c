@@ -120,12 +120,20 @@ static void drop_waiter(size_t i)
 static void answer_waiter(const struct waiter *w, const struct lp_transition_end *end)
 {
 	const char *forced = end->forced ? "; transition forced" : "";
-	char msg[LP_ERR_MAX + 32];
+	char msg[2 * LP_ERR_MAX];
 
 	if (w->apply && end->target == LP_TASK_UNPATCHED) {
 		snprintf(msg, sizeof(msg), "patch '%s' not enabled: its transition was reversed",
 			 w->name);
 		reply(w->sock, ECANCELED, msg);
+		return;
+	}
+	if (w->apply && end->failure[0]) {
+		snprintf(msg, sizeof(msg),
+			 "patch '%s' enabled, but a library that loaded meanwhile "
+			 "is not patched: %s",
+			 w->name, end->failure);
+		reply(w->sock, EIO, msg);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s%s", w->done_msg, forced);
@@ -153,9 +161,9 @@ static void send_progress(void)
 
 	if (!nwaiters || !lp_transition_info(name, sizeof(name), &target))
 		return;
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	lp_transition_counts(&total, &pending);
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	snprintf(msg, sizeof(msg), "'%s': %s: %zu of %zu threads switched", name,
 		 target == LP_TASK_PATCHED ? "patching" : "unpatching", total - pending, total);
 	for (size_t i = 0; i < nwaiters; i++) {

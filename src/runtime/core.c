@@ -23,6 +23,26 @@
 pthread_mutex_t lp_mutex = PTHREAD_MUTEX_INITIALIZER;
 struct list_head lp_patches = LIST_HEAD_INIT(lp_patches);
 
+/* Whether this thread holds lp_mutex: the loader hook must not wait for it then. */
+static __thread bool holding;
+
+void lp_lock(void)
+{
+	pthread_mutex_lock(&lp_mutex);
+	holding = true;
+}
+
+void lp_unlock(void)
+{
+	holding = false;
+	pthread_mutex_unlock(&lp_mutex);
+}
+
+bool lp_locked_by_me(void)
+{
+	return holding;
+}
+
 /* Disabled patches whose code may still be on some thread's stack. */
 static struct list_head retired = LIST_HEAD_INIT(retired);
 
@@ -150,9 +170,13 @@ static void free_patch(struct lp_patch_rt *patch)
 			free(obj->funcs[i].name);
 		free(obj->funcs);
 		free(obj->name);
+		free(obj->error);
+		if (obj->dynamic)
+			free(obj->desc);
 	}
 	free(patch->objs);
 	free(patch->path);
+	free(patch->coming_failure);
 	free(patch);
 }
 
@@ -261,6 +285,15 @@ static void size_new_funcs(struct lp_patch_rt *patch, const char *path)
 	lp_elf_close(elf);
 }
 
+/* What every replacement function may change (regs.c); unknown size: anything. */
+static void note_new_clobbers(struct lp_patch_rt *patch)
+{
+	for (size_t o = 0; o < patch->nobjs; o++)
+		for (size_t i = 0; i < patch->objs[o].nfuncs; i++)
+			patch->objs[o].funcs[i].new_clobbers =
+			    lp_new_func_clobbers(&patch->objs[o].funcs[i]);
+}
+
 /*
  * dlopen() the file through its descriptor, which stays open while the
  * patch is loaded: the loader knows objects by name, and a name like
@@ -276,7 +309,9 @@ static struct lp_patch_rt *load_patch(int fd, const char *path, const char *name
 	void *handle;
 
 	snprintf(fdpath, sizeof(fdpath), "/proc/thread-self/fd/%d", fd);
+	lp_loading_patch = true; /* the loader hook must not patch the patch */
 	handle = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
+	lp_loading_patch = false;
 	if (!handle) {
 		snprintf(err, errlen, "cannot load %s: %s", path, dlerror());
 		return NULL;
@@ -302,6 +337,7 @@ static struct lp_patch_rt *load_patch(int fd, const char *path, const char *name
 	patch->fd = fd;
 	dl_iterate_phdr(text_range_cb, patch);
 	size_new_funcs(patch, fdpath);
+	note_new_clobbers(patch);
 	return patch;
 }
 
@@ -310,20 +346,6 @@ static void unload_patch(struct lp_patch_rt *patch)
 	dlclose(patch->handle);
 	close(patch->fd);
 	free_patch(patch);
-}
-
-static int pre_patch(struct lp_object_rt *obj, char *err, size_t errlen)
-{
-	int (*cb)(struct lp_object *) = obj->desc->callbacks.pre_patch;
-	int ret = cb ? cb(obj->desc) : 0;
-
-	if (ret) {
-		snprintf(err, errlen, "pre-patch callback failed for object '%s'",
-			 obj->name ? obj->name : "main program");
-		return -1;
-	}
-	obj->pre_patch_done = true;
-	return 0;
 }
 
 /* Whether the transition in progress was reversed (kernel: patch->enabled flipped). */
@@ -339,9 +361,10 @@ static int enable_patch(struct lp_patch_rt *patch, bool *done, char *err, size_t
 	for (size_t o = 0; o < patch->nobjs; o++) {
 		struct lp_object_rt *obj = &patch->objs[o];
 
-		if (!obj->loaded)
+		if (!obj->mod)
 			continue;
-		if (pre_patch(obj, err, errlen) < 0 || lp_patch_object(obj, err, errlen) < 0) {
+		if (lp_pre_patch_callback(obj, err, errlen) < 0 ||
+		    lp_patch_object(obj, false, err, errlen) < 0) {
 			lp_log("%s", err);
 			lp_log("failed to enable patch '%s'", patch->name);
 			lp_cancel_transition();
@@ -355,11 +378,15 @@ static int enable_patch(struct lp_patch_rt *patch, bool *done, char *err, size_t
 	return 0;
 }
 
+/* Kernel: klp_init_object_loaded() for the objects marked alive. */
 static int resolve_objects(struct lp_patch_rt *patch, char *err, size_t errlen)
 {
-	for (size_t o = 0; o < patch->nobjs; o++)
-		if (lp_object_resolve(&patch->objs[o], err, errlen) < 0)
+	for (size_t o = 0; o < patch->nobjs; o++) {
+		struct lp_module *mod = lp_module_find(patch->objs[o].name);
+
+		if (mod && lp_object_bind(&patch->objs[o], mod, err, errlen) < 0)
 			return -1;
+	}
 	return 0;
 }
 
@@ -369,10 +396,13 @@ static int count_funcs(const struct lp_patch_rt *patch, size_t *nobjs)
 
 	*nobjs = 0;
 	for (size_t o = 0; o < patch->nobjs; o++) {
-		if (!patch->objs[o].loaded)
+		const struct lp_object_rt *obj = &patch->objs[o];
+
+		if (!obj->mod || obj->dynamic)
 			continue;
 		(*nobjs)++;
-		n += (int)patch->objs[o].nfuncs;
+		for (size_t i = 0; i < obj->nfuncs; i++)
+			n += !obj->funcs[i].nop;
 	}
 	return n;
 }
@@ -382,8 +412,16 @@ static void describe_enabled(const struct lp_patch_rt *patch, char *msg, size_t 
 	size_t nobjs;
 	int nfuncs = count_funcs(patch, &nobjs);
 
-	snprintf(msg, len, "patch '%s' enabled (%d function%s in %zu object%s)", patch->name,
-		 nfuncs, nfuncs == 1 ? "" : "s", nobjs, nobjs == 1 ? "" : "s");
+	size_t later = 0;
+	char rest[64] = "";
+
+	for (size_t o = 0; o < patch->nobjs; o++)
+		later += !patch->objs[o].mod && !patch->objs[o].dynamic;
+	/* The loader hook patches those when they load (coming.c). */
+	if (later)
+		snprintf(rest, sizeof(rest), "; %zu not loaded yet", later);
+	snprintf(msg, len, "patch '%s' enabled (%d function%s in %zu object%s%s)", patch->name,
+		 nfuncs, nfuncs == 1 ? "" : "s", nobjs, nobjs == 1 ? "" : "s", rest);
 }
 
 static void busy(char *err, size_t errlen)
@@ -391,11 +429,40 @@ static void busy(char *err, size_t errlen)
 	snprintf(err, errlen, "patch '%s' is in transition", lp_transition_patch->name);
 }
 
-/* A disabled patch leaves the list; its code goes once no thread runs it. */
+/*
+ * A disabled patch leaves the list, and lets go of the objects it was
+ * bound to; its code goes once no thread runs it.
+ */
 static void retire(struct lp_patch_rt *patch)
 {
+	for (size_t o = 0; o < patch->nobjs; o++)
+		lp_object_release(&patch->objs[o]);
 	list_del(&patch->node);
 	list_add_tail(&patch->node, &retired);
+}
+
+/*
+ * A transition of @patch to @target completed: a disabled patch goes, and
+ * an enabled replace patch's transition disabled the patches it replaced
+ * (kernel: klp_free_patch_async(), klp_free_replaced_patches_async()).
+ * Forcing it let threads run theirs unchecked too: their code stays.
+ */
+static void settle(struct lp_patch_rt *patch, int target)
+{
+	struct lp_patch_rt *old, *tmp;
+
+	if (target == LP_TASK_UNPATCHED) {
+		retire(patch);
+		return;
+	}
+	list_for_each_entry_safe (old, tmp, &lp_patches, node) {
+		if (old == patch)
+			break;
+		if (old->enabled)
+			continue;
+		old->forced |= patch->forced;
+		retire(old);
+	}
 }
 
 /*
@@ -415,21 +482,27 @@ int lp_apply_patch(int fd, const char *path, char *name, bool *waiting, char *er
 		close(fd);
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	if (find_patch(patch->name)) {
 		snprintf(err, errlen, "a patch named '%s' is already applied", patch->name);
 		ret = -EEXIST;
 	} else if (lp_transition_patch) {
 		busy(err, errlen);
 		ret = -EBUSY;
+	} else if (lp_states_compatible(patch, err, errlen) < 0) {
+		lp_log("%s", err);
+	} else if (patch->desc->replace && lp_add_nops(patch) < 0) {
+		snprintf(err, errlen, "out of memory");
 	} else if (resolve_objects(patch, err, errlen) < 0) {
 		lp_log("'%s': %s", patch->name, err);
 	} else if (enable_patch(patch, &done, err, errlen) == 0) {
 		describe_enabled(patch, err, errlen);
 		snprintf(name, LP_NAME_MAX, "%s", patch->name);
+		if (done)
+			settle(patch, LP_TASK_PATCHED);
 		ret = 0;
 	}
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	if (ret < 0) {
 		unload_patch(patch);
 		return ret;
@@ -446,8 +519,8 @@ static bool disable_patch(struct lp_patch_rt *patch)
 	for (size_t o = 0; o < patch->nobjs; o++) {
 		struct lp_object_rt *obj = &patch->objs[o];
 
-		if (obj->patched && obj->desc->callbacks.pre_unpatch)
-			obj->desc->callbacks.pre_unpatch(obj->desc);
+		if (obj->patched)
+			lp_pre_unpatch_callback(obj);
 	}
 	lp_start_transition();
 	patch->enabled = false;
@@ -465,7 +538,7 @@ int lp_revert_patch(const char *name, bool *waiting, char *err, size_t errlen)
 	bool done = false;
 	int ret = 0;
 
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	patch = find_patch(name);
 	if (!patch) {
 		snprintf(err, errlen, "no patch named '%s'", name);
@@ -486,11 +559,11 @@ int lp_revert_patch(const char *name, bool *waiting, char *err, size_t errlen)
 	}
 	if (ret == 0) {
 		if (done)
-			retire(patch);
+			settle(patch, LP_TASK_UNPATCHED);
 		snprintf(err, errlen, "patch '%s' disabled", name);
 		*waiting = !done;
 	}
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	if (ret == 0 && done)
 		lp_reap_retired();
 	return ret;
@@ -507,7 +580,7 @@ bool lp_transition_work(bool signal_all, struct lp_transition_end *end)
 	int target;
 	bool done = false;
 
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	patch = lp_transition_patch;
 	target = lp_target_state;
 	if (patch && signal_all)
@@ -517,11 +590,14 @@ bool lp_transition_work(bool signal_all, struct lp_transition_end *end)
 		end->target = target;
 		end->forced = patch->forced;
 		end->reversed = transition_reversed;
-		if (target == LP_TASK_UNPATCHED)
-			retire(patch);
+		snprintf(end->failure, sizeof(end->failure), "%s",
+			 patch->coming_failure ? patch->coming_failure : "");
+		free(patch->coming_failure);
+		patch->coming_failure = NULL;
+		settle(patch, target);
 		done = true;
 	}
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	return done;
 }
 
@@ -530,7 +606,7 @@ int lp_force(char *msg, size_t len)
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	if (!lp_transition_patch) {
 		snprintf(msg, len, "no patch is in transition");
 		ret = -EINVAL;
@@ -539,7 +615,7 @@ int lp_force(char *msg, size_t len)
 		snprintf(msg, len, "'%s': transition forced (%d thread%s switched without a check)",
 			 lp_transition_patch->name, n, n == 1 ? "" : "s");
 	}
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	return ret;
 }
 
@@ -548,13 +624,13 @@ bool lp_transition_info(char *name, size_t len, int *target)
 {
 	bool any;
 
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	any = lp_transition_patch != NULL;
 	if (any) {
 		snprintf(name, len, "%s", lp_transition_patch->name);
 		*target = lp_target_state;
 	}
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	return any;
 }
 
@@ -562,9 +638,9 @@ bool lp_have_retired(void)
 {
 	bool any;
 
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	any = !list_empty(&retired);
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	return any;
 }
 
@@ -578,7 +654,7 @@ void lp_reap_retired(void)
 	struct lp_patch_rt *patch, *tmp;
 	char err[LP_ERR_MAX];
 
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	list_for_each_entry_safe (patch, tmp, &retired, node) {
 		pid_t holder = 0;
 
@@ -592,7 +668,7 @@ void lp_reap_retired(void)
 		list_del(&patch->node);
 		list_add_tail(&patch->node, &done);
 	}
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	list_for_each_entry_safe (patch, tmp, &done, node)
 		unload_patch(patch);
 }

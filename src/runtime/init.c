@@ -60,21 +60,24 @@ static bool drop_from_preload(void)
  */
 static void before_fork(void)
 {
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	lp_tasks_atfork_prepare();
+	lp_shadow_atfork_prepare(); /* after lp_lock(): callbacks use shadow variables */
 }
 
 static void after_fork_parent(void)
 {
+	lp_shadow_atfork_parent();
 	lp_tasks_atfork_parent();
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 }
 
 /* The child continues any transition with its own agent (agent_main()). */
 static void after_fork_child(void)
 {
+	lp_shadow_atfork_child();
 	lp_tasks_atfork_child();
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	lp_log_atfork_child();
 	lp_agent_atfork_child();
 	if (lp_text_atfork_child() < 0 || lp_agent_start() < 0)
@@ -83,13 +86,18 @@ static void after_fork_child(void)
 
 __attribute__((constructor)) static void lp_runtime_init(void)
 {
+	char err[LP_ERR_MAX];
+
 	lp_injected_init(drop_from_preload());
 	lp_transition_setup();
-	/* An injected runtime's code writer is set up by the agent (injected.c). */
+	/* An injected runtime's code writer and hooks are set up by the agent (injected.c). */
 	if ((!lp_injected && lp_text_init() < 0) || lp_threads_init() < 0 || lp_tasks_init() < 0) {
 		lp_log("runtime disabled: %s", strerror(errno));
 		return;
 	}
+	/* Without the hook, a library loaded later would run unpatched: say so. */
+	if (!lp_injected && lp_loader_init(false, err, sizeof(err)) < 0)
+		lp_log("libraries loaded from now on are not patched: %s", err);
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	if (lp_agent_start() < 0)
 		lp_log("cannot start the agent: %s", strerror(errno));

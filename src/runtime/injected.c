@@ -83,26 +83,42 @@ static void wait_released(void)
 
 /*
  * In the agent, before it serves anything (and not again in a forked
- * child).  The code writer is set up here rather than in the constructor:
- * registering for membarrier() waits for an RCU grace period in a process
- * with several threads, milliseconds the borrowed thread would be away.
- * lp_mutex keeps fork() out until the redirect is whole.
+ * child).  The code writer is set up here rather than in the constructor
+ * (registering for membarrier() waits for an RCU grace period in a process
+ * with several threads, milliseconds the borrowed thread would be away),
+ * and so are the loader hook and the pthread_create() redirect, whose
+ * writes visit every thread.  lp_mutex keeps fork() out until the code
+ * writer is there.
  */
 void lp_injected_setup(void)
 {
+	char err[LP_ERR_MAX];
+	int ret;
+
 	if (!lp_injected || set_up)
 		return;
 	wait_released();
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	set_up = true;
-	if (lp_text_init() < 0) {
+	ret = lp_text_init();
+	lp_unlock();
+	if (ret < 0) {
 		snprintf(hook_error, sizeof(hook_error), "cannot set up the code writer: %s",
 			 strerror(errno));
 		lp_log("%s", hook_error);
-	} else if (lp_tasks_hook_create(hook_error, sizeof(hook_error)) < 0) {
-		lp_log("cannot catch the threads the program creates: %s", hook_error);
+		return;
 	}
-	pthread_mutex_unlock(&lp_mutex);
+	/*
+	 * Without the hook, a library loaded later would run unpatched: say so.
+	 * Not lp_loader_init(true): its watch() of every object loaded so far
+	 * calls dlsym() on the link map of an object the program was started
+	 * with, whose search list the loader never built, and the lookup
+	 * dereferences NULL.  Such an object goes unwatched, as with `lpatch run`.
+	 */
+	if (lp_loader_init(false, err, sizeof(err)) < 0)
+		lp_log("libraries loaded from now on are not patched: %s", err);
+	if (lp_tasks_hook_create(hook_error, sizeof(hook_error)) < 0)
+		lp_log("cannot catch the threads the program creates: %s", hook_error);
 }
 
 /* "runtime": how the runtime came, and the threads it knows. */
@@ -205,7 +221,7 @@ int lp_injected_adopt(char *records, char *msg, size_t len)
 	char *rec, *save = NULL, why[128] = "";
 	size_t added = 0, refused = 0;
 
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	for (rec = strtok_r(records, ",", &save); rec; rec = strtok_r(NULL, ",", &save)) {
 		char this_why[128];
 		int ret = adopt_one(rec, this_why, sizeof(this_why));
@@ -214,7 +230,7 @@ int lp_injected_adopt(char *records, char *msg, size_t len)
 		if (ret < 0 && !refused++)
 			snprintf(why, sizeof(why), "%s", this_why);
 	}
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	if (added)
 		lp_log("registered %zu thread%s that ran before the runtime came", added,
 		       added == 1 ? "" : "s");

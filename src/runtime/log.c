@@ -19,23 +19,41 @@ static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 static char log_ring[LOG_LINES][LOG_LINE_MAX];
 static unsigned long log_next; /* lines written so far */
 
-void lp_log(const char *fmt, ...)
+/* One line, after @prefix. */
+static void log_line(const char *prefix, const char *fmt, va_list ap)
 {
+	size_t len = strlen(prefix);
 	char *line;
-	va_list ap;
 
 	pthread_mutex_lock(&log_mutex);
 	line = log_ring[log_next % LOG_LINES];
-	memcpy(line, "lpatch: ", 8);
-	va_start(ap, fmt);
-	vsnprintf(line + 8, LOG_LINE_MAX - 8, fmt, ap);
-	va_end(ap);
+	memcpy(line, prefix, len);
+	vsnprintf(line + len, LOG_LINE_MAX - len, fmt, ap);
 	/* One event, one line, whatever a reason string contained. */
 	for (char *p = line; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
 	log_next++;
 	pthread_mutex_unlock(&log_mutex);
+}
+
+void lp_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_line("lpatch: ", fmt, ap);
+	va_end(ap);
+}
+
+/* The patches' own lines (lpatch.h). */
+__attribute__((visibility("default"))) void lp_printf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_line("", fmt, ap);
+	va_end(ap);
 }
 
 char *lp_log_dump(size_t *len)

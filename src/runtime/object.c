@@ -18,11 +18,10 @@
 #include "elf/lp_elf.h"
 #include "runtime.h"
 
-struct found {
-	const char *name; /* NULL: the main program */
-	char path[PATH_MAX];
-	char build_id[2 * 64 + 1]; /* as mapped in memory */
-	uintptr_t bias;
+/* What the loader mapped of one object, for its build-id. */
+struct mapped {
+	const struct lp_module *mod;
+	char build_id[2 * 64 + 1];
 	bool found;
 };
 
@@ -53,48 +52,18 @@ static void mapped_build_id(const struct dl_phdr_info *info, char *hex, size_t s
 	}
 }
 
-static const char *base_name(const char *path)
+static int mapped_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
-}
-
-/* A library matches by the name it was loaded under (normally its soname)
- * or by the name of the file that name leads to. */
-static bool library_matches(const char *want, const char *path)
-{
-	char real[PATH_MAX];
-
-	if (strcmp(base_name(path), want) == 0)
-		return true;
-	return realpath(path, real) && strcmp(base_name(real), want) == 0;
-}
-
-static int find_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	struct found *f = arg;
+	struct mapped *m = arg;
+	const struct lp_module *mod = m->mod;
 	bool main_program = info->dlpi_name == NULL || info->dlpi_name[0] == '\0';
 
 	(void)size;
-	if (f->name == NULL) {
-		/* The first entry is the main program. */
-		ssize_t n = readlink("/proc/thread-self/exe", f->path, sizeof(f->path) - 1);
-
-		if (n < 0)
-			return 0;
-		f->path[n] = '\0';
-		f->bias = info->dlpi_addr;
-		f->found = true;
-		mapped_build_id(info, f->build_id, sizeof(f->build_id));
-		return 1;
-	}
-	if (main_program || !library_matches(f->name, info->dlpi_name))
+	if (info->dlpi_addr != mod->bias || main_program != mod->main ||
+	    (!mod->main && strcmp(info->dlpi_name, mod->path) != 0))
 		return 0;
-	snprintf(f->path, sizeof(f->path), "%s", info->dlpi_name);
-	f->bias = info->dlpi_addr;
-	f->found = true;
-	mapped_build_id(info, f->build_id, sizeof(f->build_id));
+	mapped_build_id(info, m->build_id, sizeof(m->build_id));
+	m->found = true;
 	return 1;
 }
 
@@ -124,6 +93,11 @@ static int resolve_funcs(struct lp_object_rt *obj, struct lp_elf *elf, char *err
 		/* Refuse an unpatchable function now, before anything changes. */
 		if (lp_func_analyse(sym.addr, sym.size, &prologue, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "cannot patch '%s' in %s: %s", func->name,
+				 display_name(obj), why);
+			return -1;
+		}
+		if (lp_check_clobbers(func, elf, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "cannot patch '%s' in %s safely: %s", func->name,
 				 display_name(obj), why);
 			return -1;
 		}
@@ -160,34 +134,38 @@ static int check_build_id(struct lp_object_rt *obj, const char *want, char *err,
 }
 
 /*
- * Resolve @obj if its object is loaded.  Returns 0 (also when it is not
- * loaded: obj->loaded says which), or -1 with the reason in @err.
+ * Resolve @obj in loaded object @mod: check its build-id, find every
+ * function and symbol reference.  Returns 0 with @obj bound to @mod, or -1
+ * with the reason in @err and @obj left unbound.
  */
-int lp_object_resolve(struct lp_object_rt *obj, char *err, size_t errlen)
+int lp_object_bind(struct lp_object_rt *obj, struct lp_module *mod, char *err, size_t errlen)
 {
-	struct found f = {.name = obj->name};
+	struct mapped m = {.mod = mod};
 	struct lp_elf *elf;
 	int ret;
 
-	dl_iterate_phdr(find_cb, &f);
-	if (!f.found)
-		return 0;
+	dl_iterate_phdr(mapped_cb, &m);
+	if (!m.found) {
+		snprintf(err, errlen, "%s is not mapped", mod->path);
+		return -1;
+	}
 	/* The running program's file stays reachable even if replaced on disk. */
-	elf = lp_elf_open(obj->name ? f.path : "/proc/thread-self/exe", f.bias, NULL, err, errlen);
+	elf = lp_elf_open(mod->main ? "/proc/thread-self/exe" : mod->path, mod->bias, NULL, err,
+			  errlen);
 	if (!elf)
 		return -1;
 	/* Symbols of another build than the one mapped would be wrong addresses. */
-	if (f.build_id[0] && strcmp(f.build_id, lp_elf_build_id(elf)) != 0) {
+	if (m.build_id[0] && strcmp(m.build_id, lp_elf_build_id(elf)) != 0) {
 		snprintf(err, errlen,
 			 "%s on disk is not the file loaded in the process "
 			 "(build-id %s, loaded %s): was it replaced?",
-			 f.path, lp_elf_build_id(elf), f.build_id);
+			 mod->path, lp_elf_build_id(elf), m.build_id);
 		lp_elf_close(elf);
 		return -1;
 	}
-	obj->path = strdup(f.path);
+	obj->path = strdup(mod->path);
 	obj->build_id = strdup(lp_elf_build_id(elf));
-	obj->bias = f.bias;
+	obj->bias = mod->bias;
 	if (!obj->path || !obj->build_id) {
 		snprintf(err, errlen, "out of memory");
 		ret = -1;
@@ -202,7 +180,7 @@ int lp_object_resolve(struct lp_object_rt *obj, char *err, size_t errlen)
 	if (ret < 0)
 		lp_object_release(obj);
 	else
-		obj->loaded = true;
+		obj->mod = mod;
 	return ret;
 }
 
@@ -212,5 +190,10 @@ void lp_object_release(struct lp_object_rt *obj)
 	free(obj->build_id);
 	obj->path = NULL;
 	obj->build_id = NULL;
-	obj->loaded = false;
+	obj->mod = NULL;
+	/* Addresses of an object no longer bound mean nothing. */
+	for (size_t i = 0; i < obj->nfuncs; i++) {
+		obj->funcs[i].old_addr = 0;
+		obj->funcs[i].old_size = 0;
+	}
 }

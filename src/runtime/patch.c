@@ -75,14 +75,28 @@ static struct lp_ops *ops_create(const struct lp_prologue *prologue, char *err, 
 	}
 	ops->prologue = *prologue;
 	list_init(&ops->func_stack);
-	if (lp_tramp_alloc(prologue->func, &ops->stubs, &ops->slots, err, errlen) < 0 ||
-	    ops_write_code(ops, err, errlen) < 0) {
-		/* The trampoline memory stays reserved; it was never reachable. */
+	if (lp_tramp_alloc(prologue->func, &ops->stubs, &ops->slots, err, errlen) < 0) {
+		free(ops);
+		return NULL;
+	}
+	if (ops_write_code(ops, err, errlen) < 0) {
+		lp_tramp_free(ops->stubs, ops->slots);
 		free(ops);
 		return NULL;
 	}
 	list_add(&ops->node, &ops_list);
 	return ops;
+}
+
+/*
+ * The function of an lp_ops is gone (its library is being unmapped): so is
+ * every way into its stubs, which another function may have.
+ */
+static void ops_destroy(struct lp_ops *ops)
+{
+	list_del(&ops->node);
+	lp_tramp_free(ops->stubs, ops->slots);
+	free(ops);
 }
 
 /* An unpatched function whose lp_ops is kept must still hold the same code. */
@@ -132,14 +146,26 @@ void lp_ops_update(struct lp_ops *ops)
 		     transition ? ops->stubs + ops->off.slow : impl);
 }
 
-static int patch_func(struct lp_func_rt *func, const struct lp_prologue *prologue, char *err,
-		      size_t errlen)
+/* Write the entry jump; code that never ran needs none of text.c's care. */
+static int install(struct lp_ops *ops, bool fresh, char *err, size_t errlen)
+{
+	if (fresh)
+		return lp_text_set_jump_idle(ops, true, err, errlen);
+	return lp_text_install_jump(ops, err, errlen);
+}
+
+static int patch_func(struct lp_func_rt *func, const struct lp_prologue *prologue, bool fresh,
+		      char *err, size_t errlen)
 {
 	struct lp_ops *ops = ops_find(func->old_addr);
 
+	if (ops && ops->hook) {
+		snprintf(err, errlen, "'%s' is hooked by the lpatch runtime itself", func->name);
+		return -1;
+	}
 	if (ops && !ops->installed && !ops_matches(ops, prologue)) {
 		/* The code changed (a library reloaded at the same address): start afresh. */
-		list_del(&ops->node);
+		ops_destroy(ops);
 		ops = NULL;
 	}
 	if (!ops && !(ops = ops_create(prologue, err, errlen)))
@@ -147,7 +173,7 @@ static int patch_func(struct lp_func_rt *func, const struct lp_prologue *prologu
 	func->ops = ops;
 	list_add(&func->stack_node, &ops->func_stack);
 	lp_ops_update(ops);
-	if (!ops->installed && lp_text_install_jump(ops, err, errlen) < 0) {
+	if (!ops->installed && install(ops, fresh, err, errlen) < 0) {
 		list_del(&func->stack_node);
 		lp_ops_update(ops);
 		func->ops = NULL;
@@ -157,22 +183,51 @@ static int patch_func(struct lp_func_rt *func, const struct lp_prologue *prologu
 	return 0;
 }
 
-static void unpatch_func(struct lp_func_rt *func)
+static void unpatch_func(struct lp_func_rt *func, enum lp_unpatch how)
 {
 	struct lp_ops *ops = func->ops;
+	char err[LP_ERR_MAX];
 
 	list_del(&func->stack_node);
 	lp_ops_update(ops);
-	if (list_empty(&ops->func_stack) && ops->installed)
-		lp_text_remove_jump(ops);
 	func->patched = false;
+	func->ops = NULL;
+	if (!list_empty(&ops->func_stack))
+		return;
+	switch (how) {
+	case LP_UNPATCH_LIVE:
+		if (ops->installed)
+			lp_text_remove_jump(ops);
+		return;
+	case LP_UNPATCH_GOING:
+		if (ops->installed && lp_text_set_jump_idle(ops, false, err, sizeof(err)) < 0) {
+			lp_log("%s", err);
+			return;
+		}
+		break;
+	case LP_UNPATCH_GONE:
+		break;
+	}
+	/* The function's code goes with its library: so does the lp_ops. */
+	ops_destroy(ops);
 }
 
-void lp_unpatch_object(struct lp_object_rt *obj)
+/* Undo one function's redirect, while its code may run. */
+void lp_unpatch_func(struct lp_func_rt *func)
+{
+	unpatch_func(func, LP_UNPATCH_LIVE);
+}
+
+/*
+ * Undo every redirect of @obj, @how its code may be running: LIVE, while
+ * any thread may; GOING, its library's destructors ran and it is unmapped
+ * next; GONE, its library is unmapped already.
+ */
+void lp_unpatch_object(struct lp_object_rt *obj, enum lp_unpatch how)
 {
 	for (size_t i = obj->nfuncs; i-- > 0;)
 		if (obj->funcs[i].patched)
-			unpatch_func(&obj->funcs[i]);
+			unpatch_func(&obj->funcs[i], how);
 	obj->patched = false;
 }
 
@@ -191,18 +246,74 @@ int lp_func_analyse(uintptr_t addr, size_t size, struct lp_prologue *p, char *wh
 	return lp_arch_analyse((const uint8_t *)addr, size, addr, p, why, len);
 }
 
-int lp_patch_object(struct lp_object_rt *obj, char *err, size_t errlen)
+/*
+ * Redirect every function of @obj, or none.  @fresh: its library is
+ * mapped but none of its code has run yet (it is coming).
+ */
+int lp_patch_object(struct lp_object_rt *obj, bool fresh, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < obj->nfuncs; i++) {
 		struct lp_func_rt *func = &obj->funcs[i];
 		struct lp_prologue prologue;
 
 		if (lp_func_analyse(func->old_addr, func->old_size, &prologue, err, errlen) < 0 ||
-		    patch_func(func, &prologue, err, errlen) < 0) {
-			lp_unpatch_object(obj);
+		    patch_func(func, &prologue, fresh, err, errlen) < 0) {
+			lp_unpatch_object(obj, fresh ? LP_UNPATCH_GOING : LP_UNPATCH_LIVE);
 			return -1;
 		}
 	}
 	obj->patched = true;
+	return 0;
+}
+
+/*
+ * A copy of the @size bytes of the function at @addr as its file has them:
+ * once redirected, its first bytes are our jump.  NULL when out of memory.
+ */
+uint8_t *lp_func_original_code(uintptr_t addr, size_t size)
+{
+	const struct lp_ops *ops = ops_find(addr);
+	uint8_t *copy = malloc(size ? size : 1);
+
+	if (!copy)
+		return NULL;
+	memcpy(copy, (const void *)addr, size);
+	if (ops && ops->installed) {
+		size_t off = ops->prologue.site - addr, len = ops->prologue.len;
+
+		if (off < size)
+			memcpy(copy + off, ops->prologue.orig, len < size - off ? len : size - off);
+	}
+	return copy;
+}
+
+/*
+ * A redirect of the runtime's own: the function at @addr (@size bytes) runs
+ * @handler instead, for good.  No patch can replace that function.
+ */
+int lp_ops_hook(uintptr_t addr, size_t size, void *handler, char *err, size_t errlen)
+{
+	static struct lp_func_rt hook_func = {.name = "(lpatch hook)"};
+	struct lp_prologue prologue;
+	struct lp_ops *ops;
+
+	if (ops_find(addr)) {
+		snprintf(err, errlen, "%#lx is patched already", (unsigned long)addr);
+		return -1;
+	}
+	if (lp_arch_analyse((const uint8_t *)addr, size, addr, &prologue, err, errlen) < 0 ||
+	    !(ops = ops_create(&prologue, err, errlen)))
+		return -1;
+	hook_func.new_func = handler;
+	hook_func.ops = ops;
+	list_init(&hook_func.stack_node);
+	list_add(&hook_func.stack_node, &ops->func_stack);
+	ops->hook = true;
+	lp_ops_update(ops);
+	if (lp_text_install_jump(ops, err, errlen) < 0) {
+		ops_destroy(ops);
+		return -1;
+	}
+	hook_func.patched = true;
 	return 0;
 }

@@ -69,6 +69,7 @@ struct lp_ops {
 	uint8_t insn_map[LP_MAX_INSNS];
 	uintptr_t *slots; /* target, patched, unpatched, switch */
 	bool installed;	  /* the entry jump is in place */
+	bool hook;	  /* the runtime's own redirect (lp_ops_hook()) */
 };
 
 /* A function of a patch (kernel: klp_func). */
@@ -81,7 +82,8 @@ struct lp_func_rt {
 	uintptr_t old_addr;
 	size_t old_size;
 	void *new_func;
-	size_t new_size; /* 0: unknown, the patch's whole text stands for it */
+	size_t new_size;       /* 0: unknown, the patch's whole text stands for it */
+	uint32_t new_clobbers; /* call-clobbered registers new_func may change (regs.c) */
 	struct lp_ops *ops;
 	bool nop;
 	bool patched;
@@ -92,15 +94,17 @@ struct lp_func_rt {
 struct lp_object_rt {
 	struct lp_object *desc;
 	struct lp_patch_rt *patch;
-	char *name; /* NULL: the main program */
-	char *path; /* NULL while not loaded */
+	char *name;	       /* NULL: the main program */
+	struct lp_module *mod; /* the loaded object it is bound to; NULL while none */
+	char *path;	       /* while bound */
 	char *build_id;
 	uintptr_t bias;
 	struct lp_func_rt *funcs;
 	size_t nfuncs;
-	bool loaded;
 	bool patched;
 	bool pre_patch_done; /* its pre_patch succeeded: post_unpatch is owed */
+	bool dynamic;	     /* made for nops only (replace.c); its desc is ours */
+	char *error;	     /* why its loaded library is not patched, or NULL */
 };
 
 struct lp_patch_rt {
@@ -116,11 +120,15 @@ struct lp_patch_rt {
 	size_t nobjs;
 	bool enabled;
 	bool forced;
+	char *coming_failure; /* a library that could not take it during its transition */
 };
 
 /* core.c: the patch list and its mutex (kernel: klp_mutex). */
 extern pthread_mutex_t lp_mutex;
 extern struct list_head lp_patches;
+void lp_lock(void);
+void lp_unlock(void);
+bool lp_locked_by_me(void);
 int lp_apply_patch(int fd, const char *path, char *name, bool *waiting, char *err, size_t errlen);
 int lp_revert_patch(const char *name, bool *waiting, char *err, size_t errlen);
 int lp_force(char *msg, size_t len);
@@ -134,18 +142,75 @@ struct lp_transition_end {
 	int target;  /* LP_TASK_PATCHED or LP_TASK_UNPATCHED */
 	bool forced; /* lpatch force ended it */
 	bool reversed;
+	char failure[LP_ERR_MAX]; /* a library that came meanwhile could not take it */
 };
 /* Kernel: klp_transition_work_fn().  True when the transition ended: @end says how. */
 bool lp_transition_work(bool signal_all, struct lp_transition_end *end);
 
-/* object.c: finding and resolving the objects a patch names. */
-int lp_object_resolve(struct lp_object_rt *obj, char *err, size_t errlen);
+/* object.c: resolving a patch's object in the loaded object it names. */
+int lp_object_bind(struct lp_object_rt *obj, struct lp_module *mod, char *err, size_t errlen);
 void lp_object_release(struct lp_object_rt *obj);
+
+/* callbacks.c: the patch author's callbacks, with the kernel's rules. */
+int lp_pre_patch_callback(struct lp_object_rt *obj, char *err, size_t errlen);
+void lp_post_patch_callback(struct lp_object_rt *obj);
+void lp_pre_unpatch_callback(struct lp_object_rt *obj);
+void lp_post_unpatch_callback(struct lp_object_rt *obj);
+
+/* loader.c: the objects the loader has loaded (kernel: the module list). */
+struct link_map;
+struct lp_module {
+	struct list_head node; /* in lp_modules, load order */
+	struct link_map *map;
+	uintptr_t bias;
+	char *path; /* as loaded; the executable's file for the main program */
+	char *file; /* the base name of its real path, once needed */
+	bool main;
+	bool alive;	       /* patches apply to it (kernel: klp_alive) */
+	bool coming;	       /* being loaded: none of its code has run yet */
+	bool patch_file;       /* a patch's own shared object */
+	bool going;	       /* the loader unmaps it next */
+	struct link_map *root; /* whose symbol lookups watch it; NULL: none */
+	char probe[128];       /* an exported symbol of its own ... */
+	uintptr_t probe_addr;  /* ... at this address; 0: none found */
+};
+extern struct list_head lp_modules;
+extern __thread bool lp_loading_patch; /* this thread is dlopen()ing a patch */
+int lp_loader_init(bool injected, char *err, size_t errlen);
+struct lp_module *lp_module_find(const char *name);
+bool lp_module_matches(struct lp_module *mod, const char *name);
+
+/* coming.c: patches and the libraries that come and go (under lp_mutex). */
+void lp_module_coming(struct lp_module *mod);
+void lp_module_going(struct lp_module *mod, bool gone);
+void lp_module_foreign(const char *path, long lmid);
 
 /* patch.c: func stacks and redirects (kernel: patch.c). */
 int lp_func_analyse(uintptr_t addr, size_t size, struct lp_prologue *p, char *why, size_t len);
-int lp_patch_object(struct lp_object_rt *obj, char *err, size_t errlen);
-void lp_unpatch_object(struct lp_object_rt *obj);
+/* How code is restored: while it may run, before its unmap, or after it. */
+enum lp_unpatch {
+	LP_UNPATCH_LIVE,
+	LP_UNPATCH_GOING,
+	LP_UNPATCH_GONE,
+};
+int lp_patch_object(struct lp_object_rt *obj, bool fresh, char *err, size_t errlen);
+void lp_unpatch_object(struct lp_object_rt *obj, enum lp_unpatch how);
+void lp_unpatch_func(struct lp_func_rt *func);
+uint8_t *lp_func_original_code(uintptr_t addr, size_t size);
+int lp_ops_hook(uintptr_t addr, size_t size, void *handler, char *err, size_t errlen);
+
+/* regs.c: a replacement may change no register its original leaves alone. */
+struct lp_elf;
+uint32_t lp_new_func_clobbers(const struct lp_func_rt *func);
+int lp_check_clobbers(const struct lp_func_rt *func, struct lp_elf *elf, char *why, size_t len);
+
+/* replace.c: atomic replace (kernel: nops, klp_unpatch_replaced_patches()). */
+int lp_add_nops(struct lp_patch_rt *patch);
+void lp_unpatch_replaced(const struct lp_patch_rt *patch);
+void lp_discard_nops(struct lp_patch_rt *patch);
+
+/* state.c: system states (kernel: state.c). */
+int lp_states_compatible(const struct lp_patch_rt *patch, char *err, size_t errlen);
 void lp_ops_update(struct lp_ops *ops);
 struct lp_func_rt *lp_func_below(const struct lp_func_rt *func);
 uintptr_t lp_func_impl(const struct lp_ops *ops, const struct lp_func_rt *func);
@@ -197,6 +262,7 @@ struct lp_range {
 	const char *name; /* the replaced function's name */
 };
 struct lp_forbidden {
+	struct lp_forbidden *older; /* replaced during the transition, freed after it */
 	size_t n;
 	struct lp_range r[]; /* sorted, disjoint */
 };
@@ -215,6 +281,7 @@ bool lp_try_complete_transition(bool signal_all);
 void lp_reverse_transition(void);
 int lp_force_transition(void);
 void lp_cancel_transition(void);
+void lp_transition_objects_changed(void);
 void lp_transition_counts(size_t *total, size_t *pending);
 
 /* check.c: the agent's checks of other threads' stacks. */
@@ -230,6 +297,7 @@ const uintptr_t *lp_stack_words_find(const struct lp_forbidden *f, const uintptr
 
 /* tramp.c: trampoline memory within reach of a function. */
 int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err, size_t errlen);
+void lp_tramp_free(uintptr_t code, uintptr_t *slots);
 bool lp_tramp_contains(uintptr_t addr);
 #define LP_TRAMP_CODE_SIZE 128
 #define LP_TRAMP_SLOTS	   4
@@ -240,6 +308,7 @@ int lp_text_atfork_child(void);
 int lp_text_write(uintptr_t addr, const void *bytes, size_t len);
 int lp_text_sync(void);
 int lp_text_install_jump(struct lp_ops *ops, char *err, size_t errlen);
+int lp_text_set_jump_idle(struct lp_ops *ops, bool install, char *err, size_t errlen);
 void lp_text_remove_jump(struct lp_ops *ops);
 
 /* stopper.c: threads that block SIGTRAP, stopped while code is written. */
@@ -261,7 +330,7 @@ typedef int (*lp_visit_fn)(struct lp_thread_ctx *ctx, void *arg);
 int lp_threads_init(void);
 int lp_visit_signal(void);
 pid_t lp_self_tid(void);
-int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
+int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, bool runs, char *err,
 		     size_t errlen);
 bool lp_thread_read_blocked(struct lp_thread_ctx *ctx);
 bool lp_thread_gone(pid_t tid);
@@ -269,6 +338,11 @@ bool lp_thread_blocked_now(pid_t tid);
 uint64_t lp_thread_sigset(pid_t tid, const char *field);
 bool lp_syscall_interruptible(long nr);
 bool lp_thread_still_blocked(const struct lp_thread_ctx *ctx);
+struct lp_stops {
+	uint64_t count, longest_ns, longest_cpu_ns;
+	int most_at_once;
+};
+void lp_threads_stops(struct lp_stops *s);
 int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err, size_t errlen);
 
 /* A copy of a thread's registers and stack, taken by the thread itself in the visit signal. */
@@ -291,6 +365,11 @@ int lp_threads_snapshot(struct lp_snapshot *snaps, size_t n, int timeout_ms, cha
 void lp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *lp_log_dump(size_t *len);
 void lp_log_atfork_child(void);
+
+/* shadow.c: shadow variables (lpatch.h); the table is whole in a forked child. */
+void lp_shadow_atfork_prepare(void);
+void lp_shadow_atfork_parent(void);
+void lp_shadow_atfork_child(void);
 
 /* status.c */
 char *lp_status_json(bool threads);

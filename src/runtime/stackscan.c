@@ -132,7 +132,7 @@ int lp_threads_scan_stacks(uintptr_t lo, uintptr_t hi, pid_t *holder, char *err,
 	if (lp_stop_trap_blockers(NULL, &stopped, err, errlen) < 0)
 		ret = -1;
 	else
-		ret = lp_threads_visit(scan_thread, lo, hi, s, err, errlen);
+		ret = lp_threads_visit(scan_thread, lo, hi, s, true, err, errlen);
 	lp_stopper_release(stopped);
 	*holder = s->holder;
 	free(s->maps);

@@ -33,7 +33,9 @@ static json_object *func_json(const struct lp_func_rt *func)
 	json_object_object_add(j, "name", json_object_new_string(func->name));
 	json_object_object_add(j, "sympos", json_object_new_uint64(func->sympos));
 	json_object_object_add(j, "old_addr", func->old_addr ? json_addr(func->old_addr) : NULL);
-	json_object_object_add(j, "new_addr", json_addr((uintptr_t)func->new_func));
+	json_object_object_add(j, "new_addr",
+			       func->nop ? NULL : json_addr((uintptr_t)func->new_func));
+	json_object_object_add(j, "nop", json_object_new_boolean(func->nop));
 	json_object_object_add(j, "patched", json_object_new_boolean(func->patched));
 	json_object_object_add(j, "transition", json_object_new_boolean(func->transition));
 	return j;
@@ -48,8 +50,10 @@ static json_object *object_json(const struct lp_object_rt *obj)
 	json_object_object_add(
 	    j, "build_id",
 	    obj->build_id && obj->build_id[0] ? json_object_new_string(obj->build_id) : NULL);
-	json_object_object_add(j, "loaded", json_object_new_boolean(obj->loaded));
+	json_object_object_add(j, "loaded",
+			       json_object_new_boolean(obj->mod || lp_module_find(obj->name)));
 	json_object_object_add(j, "patched", json_object_new_boolean(obj->patched));
+	json_object_object_add(j, "error", json_string_or_null(obj->error));
 	for (size_t i = 0; i < obj->nfuncs; i++)
 		json_object_array_add(funcs, func_json(&obj->funcs[i]));
 	json_object_object_add(j, "functions", funcs);
@@ -99,6 +103,20 @@ static json_object *transition_json(void)
 	json_object_object_add(j, "target", json_object_new_string(state_name(lp_target_state)));
 	json_object_object_add(j, "threads_total", json_object_new_uint64(total));
 	json_object_object_add(j, "threads_pending", json_object_new_uint64(pending));
+	return j;
+}
+
+/* What the visit signal cost the threads (threads.c), for the benchmarks and monitoring. */
+static json_object *stops_json(void)
+{
+	json_object *j = json_object_new_object();
+	struct lp_stops s;
+
+	lp_threads_stops(&s);
+	json_object_object_add(j, "count", json_object_new_uint64(s.count));
+	json_object_object_add(j, "longest_ns", json_object_new_uint64(s.longest_ns));
+	json_object_object_add(j, "longest_cpu_ns", json_object_new_uint64(s.longest_cpu_ns));
+	json_object_object_add(j, "most_at_once", json_object_new_int(s.most_at_once));
 	return j;
 }
 
@@ -183,16 +201,17 @@ char *lp_status_json(bool threads)
 	char *text;
 	int order = 0;
 
-	pthread_mutex_lock(&lp_mutex);
+	lp_lock();
 	json_object_object_add(root, "pid", json_object_new_int(getpid()));
 	json_object_object_add(root, "version", json_object_new_string(LP_VERSION));
 	json_object_object_add(root, "transition", transition_json());
 	list_for_each_entry (patch, &lp_patches, node)
 		json_object_array_add(patches, patch_json(patch, ++order));
 	json_object_object_add(root, "patches", patches);
+	json_object_object_add(root, "thread_stops", stops_json());
 	if (threads)
 		json_object_object_add(root, "threads", threads_json());
-	pthread_mutex_unlock(&lp_mutex);
+	lp_unlock();
 	text = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
 							       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);

@@ -168,7 +168,7 @@ static int install_jump(struct lp_ops *ops, char *err, size_t errlen)
 		arm_trap(NULL);
 		return -1;
 	}
-	if (lp_threads_visit(move_out_of_prologue, p->site + 1, p->site + p->len, ops, err,
+	if (lp_threads_visit(move_out_of_prologue, p->site + 1, p->site + p->len, ops, false, err,
 			     errlen) < 0) {
 		if (!err[0])
 			snprintf(err, errlen,
@@ -231,4 +231,27 @@ void lp_text_remove_jump(struct lp_ops *ops)
 	arm_trap(NULL);
 	lp_stopper_release(stopped);
 	ops->installed = false;
+}
+
+/*
+ * The entry jump of a function no thread can be running: its library is
+ * mapped but not started yet (coming), or its destructors ran and it is
+ * about to be unmapped (going).  Plain writes, then one serialisation.
+ */
+int lp_text_set_jump_idle(struct lp_ops *ops, bool install, char *err, size_t errlen)
+{
+	const struct lp_prologue *p = &ops->prologue;
+	uint8_t jmp[LP_JMP_SIZE];
+
+	if (install && lp_arch_encode_jmp(jmp, p->site, ops->stubs + ops->off.entry) < 0) {
+		snprintf(err, errlen, "trampoline out of reach of %#lx", (unsigned long)p->site);
+		return -1;
+	}
+	if (write_synced(p->site, install ? jmp : p->orig, LP_JMP_SIZE) < 0) {
+		snprintf(err, errlen, "cannot write code at %#lx: %s", (unsigned long)p->site,
+			 strerror(errno));
+		return -1;
+	}
+	ops->installed = install;
+	return 0;
 }

@@ -58,6 +58,10 @@ struct visit {
 static struct visit *_Atomic current_visit;
 static _Atomic int visit_users;
 
+/* What the visits cost the threads, for `status` (lp_threads_stops()). */
+static _Atomic uint64_t stops, longest_stop_ns, longest_cpu_ns;
+static _Atomic int most_at_once;
+
 static long futex(_Atomic int *word, int op, int val, const struct timespec *ts)
 {
 	return syscall(SYS_futex, word, op, val, ts, NULL, 0);
@@ -115,17 +119,53 @@ static void take_snapshot(struct lp_snapshot *snap, const ucontext_t *uc)
 		snap->stack_whole = false;
 }
 
+static uint64_t clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The maximum of @max and @v, kept in @max. */
+static void keep_max(_Atomic uint64_t *max, uint64_t v)
+{
+	uint64_t seen = atomic_load(max);
+
+	while (v > seen && !atomic_compare_exchange_weak(max, &seen, v))
+		;
+}
+
+/*
+ * One visit ended: @ns nanoseconds in the handler, @cpu_ns of them on a
+ * CPU (the rest it waited for one, or for the agent); @users threads were
+ * in the handler with it.
+ */
+static void count_stop(uint64_t ns, uint64_t cpu_ns, int users)
+{
+	int most = atomic_load(&most_at_once);
+
+	atomic_fetch_add(&stops, 1);
+	keep_max(&longest_stop_ns, ns);
+	keep_max(&longest_cpu_ns, cpu_ns);
+	while (users > most && !atomic_compare_exchange_weak(&most_at_once, &most, users))
+		;
+}
+
 static void visit_handler(int sig, siginfo_t *si, void *uc)
 {
-	int saved_errno = errno;
+	int saved_errno = errno, users;
 	struct visit_slot *slot;
 	struct visit *v;
 	int expected = SLOT_WAITING;
+	uint64_t start, cpu_start;
 
 	(void)sig;
 	if (si->si_code != SI_TKILL || si->si_pid != getpid())
 		goto out;
-	atomic_fetch_add(&visit_users, 1);
+	start = clock_ns(CLOCK_MONOTONIC);
+	cpu_start = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	users = atomic_fetch_add(&visit_users, 1) + 1;
 	v = atomic_load(&current_visit);
 	slot = v ? find_slot(v, (pid_t)syscall(SYS_gettid)) : NULL;
 	if (slot && slot->snap) {
@@ -144,9 +184,25 @@ static void visit_handler(int sig, siginfo_t *si, void *uc)
 				futex(&slot->state, FUTEX_WAIT_PRIVATE, SLOT_ARRIVED, NULL);
 		}
 	}
+	count_stop(clock_ns(CLOCK_MONOTONIC) - start, clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu_start,
+		   users);
 	atomic_fetch_sub(&visit_users, 1);
 out:
 	errno = saved_errno;
+}
+
+/*
+ * Since the runtime started: how many times a thread ran the visit
+ * handler, the longest it stayed there (a stack copy, or a hold while code
+ * is written) and the longest it ran there, and the most threads that were
+ * in it at once.
+ */
+void lp_threads_stops(struct lp_stops *s)
+{
+	s->count = atomic_load(&stops);
+	s->longest_ns = atomic_load(&longest_stop_ns);
+	s->longest_cpu_ns = atomic_load(&longest_cpu_ns);
+	s->most_at_once = atomic_load(&most_at_once);
 }
 
 /*
@@ -368,16 +424,15 @@ bool lp_thread_read_blocked(struct lp_thread_ctx *ctx)
 }
 
 /*
- * True when a thread seen blocked by the visit has not run since: same
- * place, no context switch.  What was read of its stack in between holds.
+ * True when a thread seen blocked by lp_thread_read_blocked() has not run
+ * since: what was read of its stack in between holds.  Its run count was
+ * read before its place, which /proc gives only for a thread off the CPU;
+ * to run again it must be given a CPU, which moves the count.  So an
+ * unchanged count alone says it is still where it was.
  */
 bool lp_thread_still_blocked(const struct lp_thread_ctx *ctx)
 {
-	uintptr_t pc, sp;
-	long nr;
-
-	return blocked_context(ctx->tid, &nr, &pc, &sp) && pc == ctx->pc && sp == ctx->sp &&
-	       times_run(ctx->tid) == ctx->switches && ctx->switches != ULONG_MAX;
+	return ctx->switches != ULONG_MAX && times_run(ctx->tid) == ctx->switches;
 }
 
 static bool thread_exists(pid_t tid)
@@ -564,9 +619,12 @@ int lp_threads_snapshot(struct lp_snapshot *snaps, size_t n, int timeout_ms, cha
  * Run @fn for every other thread.  @fn gets pc and sp, and the ucontext when
  * the thread is held in the visit signal (it may then change the registers).
  * A blocked thread whose pc lies in [@lo, @hi) is signalled anyway, so that
- * @fn sees its full context; @fn may also return 1 to ask for that.
+ * @fn sees its full context; @fn may also return 1 to ask for that.  With
+ * @runs, a blocked thread's ctx also has its run count, for
+ * lp_thread_still_blocked(): one more /proc read per thread, which a caller
+ * that only looks at pc and sp is spared.
  */
-int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char *err,
+int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, bool runs, char *err,
 		     size_t errlen)
 {
 	struct visit v = {0};
@@ -588,8 +646,10 @@ int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, char
 	atomic_store(&current_visit, &v);
 	for (size_t i = 0; i < v.n && ret >= 0; i++) {
 		struct lp_thread_ctx ctx = {.tid = v.slots[i].tid};
+		bool blocked = runs ? lp_thread_read_blocked(&ctx)
+				    : blocked_context(ctx.tid, &ctx.nr, &ctx.pc, &ctx.sp);
 
-		if (lp_thread_read_blocked(&ctx) && (ctx.pc < lo || ctx.pc >= hi)) {
+		if (blocked && (ctx.pc < lo || ctx.pc >= hi)) {
 			ret = fn(&ctx, arg);
 			if (ret <= 0)
 				continue;

@@ -100,17 +100,43 @@ static struct chunk *chunk_new(uintptr_t near, char *err, size_t errlen)
 	return NULL;
 }
 
+/* Stubs given back, for the next function near them (under lp_mutex). */
+struct free_stub {
+	struct free_stub *next;
+	uintptr_t code;
+	uintptr_t *slots;
+};
+static struct free_stub *free_stubs;
+
+static bool reuse(uintptr_t near, uintptr_t *code, uintptr_t **slots)
+{
+	for (struct free_stub **p = &free_stubs; *p; p = &(*p)->next) {
+		struct free_stub *f = *p;
+
+		if (distance(f->code, near) >= REACH)
+			continue;
+		*code = f->code;
+		*slots = f->slots;
+		*p = f->next;
+		free(f);
+		return true;
+	}
+	return false;
+}
+
 /*
  * Memory for the stubs of one function near @near: LP_TRAMP_CODE_SIZE bytes
- * of code at *code and LP_TRAMP_SLOTS pointer slots at *slots.  Never freed:
- * a thread may still be running in the stubs of a function that is no
- * longer patched, so an lp_ops keeps its trampoline for good and is reused
+ * of code at *code and LP_TRAMP_SLOTS pointer slots at *slots.  A thread may
+ * still be running in the stubs of a function that is no longer patched, so
+ * an lp_ops keeps its trampoline while its function exists, and is reused
  * when the same function is patched again.
  */
 int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err, size_t errlen)
 {
 	struct chunk *c;
 
+	if (reuse(near, code, slots))
+		return 0;
 	for (c = atomic_load(&chunks); c; c = c->next)
 		if (c->used < PER_CHUNK && distance(c->base, near) < REACH)
 			break;
@@ -120,6 +146,20 @@ int lp_tramp_alloc(uintptr_t near, uintptr_t *code, uintptr_t **slots, char *err
 	*slots = (uintptr_t *)(c->base + PAGE) + c->used * LP_TRAMP_SLOTS;
 	c->used++;
 	return 0;
+}
+
+/*
+ * Give back the stubs of a function that is gone (its library unmapped):
+ * no way into them is left.  Out of memory they stay unused, that is all.
+ */
+void lp_tramp_free(uintptr_t code, uintptr_t *slots)
+{
+	struct free_stub *f = malloc(sizeof(*f));
+
+	if (!f)
+		return;
+	*f = (struct free_stub){.next = free_stubs, .code = code, .slots = slots};
+	free_stubs = f;
 }
 
 /*

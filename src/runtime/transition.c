@@ -76,6 +76,16 @@ static void set_all_threads(int state, int pending)
 	pthread_mutex_unlock(&lp_threads_lock);
 }
 
+static void free_forbidden(struct lp_forbidden *f)
+{
+	while (f) {
+		struct lp_forbidden *older = f->older;
+
+		free(f);
+		f = older;
+	}
+}
+
 /*
  * What threads switching themselves go by.  Only called while no thread
  * checks itself (no pending byte is set), so the old ranges can go.
@@ -88,7 +98,28 @@ static void publish(int target)
 					       ? NULL
 					       : lp_forbidden_build(lp_transition_patch, target));
 	atomic_store(&lp_switch_target, target);
-	free(old);
+	free_forbidden(old);
+}
+
+/*
+ * A library of the patch in transition came or went: the code a thread
+ * must not be running changed.  Threads may be checking themselves against
+ * the old ranges right now, so those stay until the transition ends.
+ */
+void lp_transition_objects_changed(void)
+{
+	struct lp_forbidden *f;
+
+	if (!lp_transition_patch)
+		return;
+	f = lp_forbidden_build(lp_transition_patch, lp_target_state);
+	if (!f) {
+		lp_log("'%s': out of memory: checks go by the code patched before",
+		       lp_transition_patch->name);
+		return;
+	}
+	f->older = atomic_load(&lp_switch_forbidden);
+	atomic_store(&lp_switch_forbidden, f);
 }
 
 /*
@@ -130,17 +161,13 @@ static void run_post_callbacks(struct lp_patch_rt *patch, int state)
 {
 	for (size_t o = 0; o < patch->nobjs; o++) {
 		struct lp_object_rt *obj = &patch->objs[o];
-		const struct lp_callbacks *cb = &obj->desc->callbacks;
 
-		if (!obj->loaded)
+		if (!obj->mod)
 			continue;
-		if (state == LP_TASK_PATCHED && cb->post_patch)
-			cb->post_patch(obj->desc);
-		if (state == LP_TASK_UNPATCHED && obj->pre_patch_done) {
-			if (cb->post_unpatch)
-				cb->post_unpatch(obj->desc);
-			obj->pre_patch_done = false;
-		}
+		if (state == LP_TASK_PATCHED)
+			lp_post_patch_callback(obj);
+		else
+			lp_post_unpatch_callback(obj);
 	}
 }
 
@@ -156,19 +183,24 @@ static void complete_transition(void)
 	int state = lp_target_state;
 
 	lp_log("'%s': completing %s transition", patch->name, state_name(state));
+	if (state == LP_TASK_PATCHED && patch->desc->replace) {
+		lp_unpatch_replaced(patch);
+		lp_discard_nops(patch);
+	}
 	if (state == LP_TASK_UNPATCHED) {
 		for (size_t o = 0; o < patch->nobjs; o++)
-			lp_unpatch_object(&patch->objs[o]);
+			lp_unpatch_object(&patch->objs[o], LP_UNPATCH_LIVE);
 	}
 	set_transition(patch, false);
 	lp_check_quiesce();
 	set_all_threads(LP_TASK_IDLE, LP_PENDING_NONE);
-	lp_transition_patch = NULL;
-	lp_target_state = LP_TASK_IDLE;
 	publish(LP_TASK_IDLE);
 	lp_check_release();
+	/* Still the patch in transition: lp_get_prev_state() answers for it. */
 	run_post_callbacks(patch, state);
 	lp_log("'%s': %s complete", patch->name, state_name(state));
+	lp_transition_patch = NULL;
+	lp_target_state = LP_TASK_IDLE;
 }
 
 /* Check the threads not switched yet; complete when none is left. */

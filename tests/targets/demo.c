@@ -8,6 +8,8 @@
  *                   it is there
  *   release         let it return; "released R" with compute's result
  *   zver            print zlibVersion()          (libz.so.1)
+ *   level           "level N": the value of demo_loglevel, a setting
+ *                   the state patches change (tests/e2e/58-states.sh)
  *   sort N...       qsort the numbers, print them (libc.so.6)
  *   quit            "bye", exit 0
  */
@@ -27,6 +29,9 @@ static int park_notify[2] = { -1, -1 };	 /* parked thread -> main */
 static int park_release[2] = { -1, -1 }; /* main -> parked thread */
 static pthread_t parked;
 static int parked_result;
+
+/* A setting of the process that a patch's callbacks change and restore. */
+static volatile int demo_loglevel = 4;
 
 /* Called from compute(): tell main we are inside, wait for "release". */
 static PATCHABLE int park_here(int x)
@@ -177,6 +182,8 @@ int main(void)
 			do_release();
 		else if (strcmp(line, "zver") == 0)
 			reply("%s", zlibVersion());
+		else if (strcmp(line, "level") == 0)
+			reply("level %d", demo_loglevel);
 		else if (strcmp(line, "sort") == 0)
 			do_sort(arg);
 		else if (strcmp(line, "quit") == 0)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define ENDBR64_SIZE 4
+#define INT3_BYTE    0xcc
 
 void lp_arch_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -306,4 +307,20 @@ int lp_arch_analyse(const uint8_t *code, size_t size, uintptr_t addr, struct lp_
 		return -1;
 	memcpy(out->orig, code + a.site_off, out->len);
 	return scan_body(&a);
+}
+
+bool lp_arch_is_padding(const uint8_t *code, size_t len, uintptr_t addr)
+{
+	struct lp_insn in;
+
+	for (size_t off = 0; off < len; off += in.zi.length) {
+		if (code[off] == INT3_BYTE) {
+			in.zi.length = 1;
+			continue;
+		}
+		if (lp_insn_decode(code + off, len - off, addr + off, &in) != LP_DECODE_OK ||
+		    in.zi.mnemonic != ZYDIS_MNEMONIC_NOP)
+			return false;
+	}
+	return true;
 }

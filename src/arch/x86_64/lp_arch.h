@@ -46,6 +46,43 @@ int lp_arch_analyse(const uint8_t *code, size_t size, uintptr_t addr, struct lp_
 		    char *err, size_t errlen);
 
 /*
+ * Whether @code[0, @len), running at @addr, holds only padding between
+ * functions (nops or int3): code no branch leads to, which a jump may
+ * displace after a function shorter than the jump.
+ */
+bool lp_arch_is_padding(const uint8_t *code, size_t len, uintptr_t addr);
+
+/*
+ * Call-clobbered registers as a mask: rax, rcx, rdx, rsi, rdi, r8-r11 in
+ * bits 0-8, xmm0-15 (with their ymm and zmm extensions) in bits 9-24.
+ */
+#define LP_CLOBBER_GPRS 0x1ffu
+#define LP_CLOBBER_ALL	((1u << 25) - 1)
+
+/* How to find the code of a function the analysed one calls, in its object. */
+struct lp_clobber_ctx {
+	/* 0 with the function's code at @addr (*code, *size bytes), or -1. */
+	int (*callee)(uintptr_t addr, const uint8_t **code, size_t *size, void *arg);
+	void *arg;
+};
+
+/*
+ * The call-clobbered registers the function @code[0, @size) at @addr may
+ * change, through the functions it calls too (@ctx->callee finds those of
+ * its object; others change them all).  A register pushed before it is
+ * first written counts as saved.  @replacement: estimate from above (a
+ * replacement function, which must change no more than the original, as
+ * callers built with -fipa-ra may count on); else from below (the
+ * original).  A replacement's calls count for the general registers only:
+ * the vector registers a callee of a replacement changes are not seen.
+ */
+uint32_t lp_arch_clobbers(const struct lp_clobber_ctx *ctx, const uint8_t *code, size_t size,
+			  uintptr_t addr, bool replacement);
+
+/* "rcx, r8, xmm3" for a clobber mask. */
+void lp_arch_clobber_names(uint32_t mask, char *buf, size_t len);
+
+/*
  * Write to @buf the displaced instructions of @p relocated to run at @at
  * (RIP-relative operands and relative branches fixed up), followed by a jump
  * to p->site + p->len.  @insn_map receives, for each displaced instruction i,
@@ -107,5 +144,12 @@ int lp_arch_emit_stubs(const struct lp_stub_layout *l, uint8_t *buf, size_t bufs
  * pointer the patched function was entered with, restores them.
  */
 void lp_arch_switch_entry(void);
+
+/*
+ * The loader's debugger hook leads here (loader.c): saves every register a
+ * caller of a function may still need, in case the loader's code was built
+ * to know that its hook clobbers none, and calls lp_loader_event().
+ */
+void lp_arch_loader_entry(void);
 
 #endif /* LP_ARCH_H */

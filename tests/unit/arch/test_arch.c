@@ -145,6 +145,108 @@ static void test_padding(void)
 	CHECK_EQ(p.ninsns, 4);
 }
 
+/* The loader's hook: a `ret` followed by padding up to the next function. */
+static void test_between_functions(void)
+{
+	static const uint8_t hook[16] = {
+		0xc3,							  /* ret */
+		0x66, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00, /* nopw */
+		0x0f, 0x1f, 0x40, 0x00,					  /* nopl */
+	};
+	static const uint8_t int3s[] = {0xcc, 0xcc, 0x90, 0xcc};
+	static const uint8_t code[] = {0x90, 0x31, 0xc0};
+	struct lp_prologue p;
+
+	CHECK(lp_arch_is_padding(hook + 1, sizeof(hook) - 1, FUNC_ADDR + 1));
+	CHECK(lp_arch_is_padding(int3s, sizeof(int3s), FUNC_ADDR));
+	CHECK(lp_arch_is_padding(hook, 0, FUNC_ADDR));
+	CHECK(!lp_arch_is_padding(code, sizeof(code), FUNC_ADDR));
+	CHECK(!lp_arch_is_padding(hook, sizeof(hook), FUNC_ADDR));
+	/* Cut inside the nopw: not whole instructions, not padding. */
+	CHECK(!lp_arch_is_padding(hook + 1, 6, FUNC_ADDR + 1));
+
+	/* One byte alone is too short; with its padding the jump fits. */
+	CHECK(analyse(hook, 1, &p) < 0);
+	CHECK_EQ(analyse(hook, sizeof(hook), &p), 0);
+	CHECK_EQ(p.site, FUNC_ADDR);
+	CHECK_EQ(p.len, 12);
+	CHECK_EQ(p.ninsns, 2);
+}
+
+/* Callees of the functions in test_clobbers(): one at CALLEE_ADDR. */
+#define CALLEE_ADDR (FUNC_ADDR + 0x1000)
+static const uint8_t callee_code[] = {
+	0x4c, 0x89, 0xc0, /* mov %r8, %rax */
+	0xc3,
+};
+
+static int find_callee(uintptr_t addr, const uint8_t **code, size_t *size, void *arg)
+{
+	(void)arg;
+	if (addr != CALLEE_ADDR)
+		return -1;
+	*code = callee_code;
+	*size = sizeof(callee_code);
+	return 0;
+}
+
+static void test_clobbers(void)
+{
+	static const struct lp_clobber_ctx ctx = {.callee = find_callee};
+	static const struct lp_clobber_ctx none;
+	static const uint8_t leaf[] = {
+		0x89, 0xf8,	    /* mov %edi, %eax */
+		0x0f, 0xaf, 0xc6,   /* imul %esi, %eax */
+		0x48, 0x63, 0xd0,   /* movslq %eax, %rdx */
+		0xc3,
+	};
+	static const uint8_t saves[] = {
+		0x51,		    /* push %rcx */
+		0x41, 0x50,	    /* push %r8 */
+		0x89, 0xf9,	    /* mov %edi, %ecx */
+		0x45, 0x31, 0xc0,   /* xor %r8d, %r8d */
+		0x8d, 0x04, 0x0f,   /* lea (%rdi,%rcx), %eax */
+		0x41, 0x58,	    /* pop %r8 */
+		0x59,		    /* pop %rcx */
+		0xc3,
+	};
+	static const uint8_t vector[] = {
+		0x66, 0x0f, 0xef, 0xc9, /* pxor %xmm1, %xmm1 */
+		0xc3,
+	};
+	static const uint8_t syscall_insn[] = {0x0f, 0x05, 0xc3}; /* syscall: rax, rcx, r11 */
+	/* call CALLEE_ADDR (mov %r8, %rax); call a function not known */
+	uint8_t calls[] = {0xe8, 0, 0, 0, 0, 0xc3};
+	uint8_t unknown[] = {0xe8, 0, 0, 0, 0, 0xc3};
+	char names[128];
+
+	uint32_t rel = (uint32_t)(CALLEE_ADDR - (FUNC_ADDR + 5)), far = 0x12345;
+
+	memcpy(calls + 1, &rel, sizeof(rel));
+	memcpy(unknown + 1, &far, sizeof(far));
+
+	CHECK_EQ(lp_arch_clobbers(&none, leaf, sizeof(leaf), FUNC_ADDR, false), 0x5);
+	CHECK_EQ(lp_arch_clobbers(&none, leaf, sizeof(leaf), FUNC_ADDR, true), 0x5);
+	/* Pushed before written: saved, whatever the function does with them. */
+	CHECK_EQ(lp_arch_clobbers(&none, saves, sizeof(saves), FUNC_ADDR, true), 0x1);
+	CHECK_EQ(lp_arch_clobbers(&none, vector, sizeof(vector), FUNC_ADDR, true), 1u << 10);
+	CHECK_EQ(lp_arch_clobbers(&none, syscall_insn, sizeof(syscall_insn), FUNC_ADDR, false),
+		 0x1 | 0x2 | 0x100);
+	/* A known callee counts with what it changes, an unknown one with everything. */
+	CHECK_EQ(lp_arch_clobbers(&ctx, calls, sizeof(calls), FUNC_ADDR, false), 0x1);
+	CHECK_EQ(lp_arch_clobbers(&ctx, unknown, sizeof(unknown), FUNC_ADDR, false),
+		 LP_CLOBBER_ALL);
+	/* A replacement's callees count for the general registers only. */
+	CHECK_EQ(lp_arch_clobbers(&none, unknown, sizeof(unknown), FUNC_ADDR, true),
+		 LP_CLOBBER_GPRS);
+	/* Unknown size: from above, everything; from below, nothing. */
+	CHECK_EQ(lp_arch_clobbers(&none, leaf, 0, FUNC_ADDR, true), LP_CLOBBER_ALL);
+	CHECK_EQ(lp_arch_clobbers(&none, leaf, 0, FUNC_ADDR, false), 0);
+
+	lp_arch_clobber_names(0x2 | 0x20 | 1u << 12, names, sizeof(names));
+	CHECK(strcmp(names, "rcx, r8, xmm3") == 0);
+}
+
 static void test_rip_relative(void)
 {
 	uint8_t f[] = {
@@ -432,11 +534,48 @@ void lp_task_self_switch(uintptr_t sp)
 	stub_task.pending = 0;
 	__asm__ volatile("mov $-1, %%rdi; mov $-1, %%rsi; mov $-1, %%rdx; mov $-1, %%rcx\n"
 			 "mov $-1, %%r8; mov $-1, %%r9; mov $-1, %%r10; mov $-1, %%r11\n"
-			 "mov $-1, %%rax; pcmpeqd %%xmm0, %%xmm0; pcmpeqd %%xmm7, %%xmm7"
+			 "mov $-1, %%rax; pcmpeqd %%xmm0, %%xmm0; pcmpeqd %%xmm7, %%xmm7\n"
+			 "pcmpeqd %%xmm15, %%xmm15"
 			 :
 			 :
 			 : "rdi", "rsi", "rdx", "rcx", "r8", "r9", "r10", "r11", "rax", "xmm0",
-			   "xmm7");
+			   "xmm7", "xmm15");
+}
+
+/* The loader hook's handler, called by lp_arch_loader_entry: a stand-in. */
+void lp_loader_event(void);
+void lp_loader_event(void)
+{
+	lp_task_self_switch(0);
+}
+
+/*
+ * Both entries keep every call-clobbered register for their caller, as a
+ * caller built with -fipa-ra may count on, however the C function they
+ * call (the stand-ins above) changes them.
+ */
+static void test_entries_keep_registers(void (*entry)(void))
+{
+	uint64_t out[10];
+
+	__asm__ volatile("mov $0x1001, %%rax\n\tmov $0x1002, %%rcx\n\tmov $0x1003, %%rdx\n\t"
+			 "mov $0x1004, %%rsi\n\tmov $0x1005, %%rdi\n\tmov $0x1006, %%r8\n\t"
+			 "mov $0x1007, %%r9\n\tmov $0x1008, %%r10\n\tmov $0x1009, %%r11\n\t"
+			 "movq %%r11, %%xmm15\n\t"
+			 "sub $128, %%rsp\n\t" /* the red zone is the compiler's */
+			 "call *%[entry]\n\t"
+			 "add $128, %%rsp\n\t"
+			 "mov %%rax, 0(%%rbx)\n\tmov %%rcx, 8(%%rbx)\n\tmov %%rdx, 16(%%rbx)\n\t"
+			 "mov %%rsi, 24(%%rbx)\n\tmov %%rdi, 32(%%rbx)\n\tmov %%r8, 40(%%rbx)\n\t"
+			 "mov %%r9, 48(%%rbx)\n\tmov %%r10, 56(%%rbx)\n\tmov %%r11, 64(%%rbx)\n\t"
+			 "movq %%xmm15, 72(%%rbx)"
+			 :
+			 : "b"(out), [entry] "r"(entry)
+			 : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0",
+			   "xmm7", "xmm15", "memory", "cc");
+	for (int i = 0; i < 9; i++)
+		CHECK_EQ(out[i], 0x1001u + (unsigned)i);
+	CHECK_EQ(out[9], 0x1009u);
 }
 
 typedef double (*args_fn)(long, long, long, long, long, long, double, double);
@@ -704,6 +843,8 @@ int main(void)
 	test_endbr64_prologue();
 	test_push_rbp_prologue();
 	test_padding();
+	test_between_functions();
+	test_clobbers();
 	test_rip_relative();
 	test_rip_relative_imm();
 	test_jmp();
@@ -713,6 +854,8 @@ int main(void)
 	test_relocate_small_buffer();
 	test_encode_jmp();
 	test_stubs();
+	test_entries_keep_registers(lp_arch_switch_entry);
+	test_entries_keep_registers(lp_arch_loader_entry);
 	test_exec();
 	test_exec_far();
 	test_libc();
