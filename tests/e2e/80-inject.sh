@@ -50,7 +50,9 @@ for prog in demo demo-nopie; do
 	[ "$(runtime_maps)" -eq 1 ] || fail "the runtime is not mapped once after the injection"
 	assert_patches fix
 
-	lp_ok list --json
+	# Other processes on the machine may be slow to answer: a warning, not a failure.
+	lp list --json
+	[ "$LP_RC" -eq 0 ] || fail "lpatch list --json exited $LP_RC: $LP_ERR"
 	jq -e --argjson pid "$PID" 'any(.[]; .pid == $pid and [.patches[].name] == ["fix"])' \
 		<<<"$LP_OUT" >/dev/null || fail "list does not show $PID with fix: $LP_OUT"
 
