@@ -83,26 +83,31 @@ static void wait_released(void)
 
 /*
  * In the agent, before it serves anything (and not again in a forked
- * child).  The code writer is set up here rather than in the constructor:
- * registering for membarrier() waits for an RCU grace period in a process
- * with several threads, milliseconds the borrowed thread would be away.
- * lp_mutex keeps fork() out until the redirect is whole.
+ * child).  The code writer is set up here rather than in the constructor
+ * (registering for membarrier() waits for an RCU grace period in a process
+ * with several threads, milliseconds the borrowed thread would be away),
+ * and so is the pthread_create() redirect, whose write visits every
+ * thread.  lp_mutex keeps fork() out until the code writer is there.
  */
 void lp_injected_setup(void)
 {
+	int ret;
+
 	if (!lp_injected || set_up)
 		return;
 	wait_released();
 	pthread_mutex_lock(&lp_mutex);
 	set_up = true;
-	if (lp_text_init() < 0) {
+	ret = lp_text_init();
+	pthread_mutex_unlock(&lp_mutex);
+	if (ret < 0) {
 		snprintf(hook_error, sizeof(hook_error), "cannot set up the code writer: %s",
 			 strerror(errno));
 		lp_log("%s", hook_error);
-	} else if (lp_tasks_hook_create(hook_error, sizeof(hook_error)) < 0) {
-		lp_log("cannot catch the threads the program creates: %s", hook_error);
+		return;
 	}
-	pthread_mutex_unlock(&lp_mutex);
+	if (lp_tasks_hook_create(hook_error, sizeof(hook_error)) < 0)
+		lp_log("cannot catch the threads the program creates: %s", hook_error);
 }
 
 /* "runtime": how the runtime came, and the threads it knows. */

@@ -298,13 +298,15 @@ pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *
 /*
  * An injected runtime: the program calls libc's pthread_create() directly.
  * Its entry jumps to the wrapper from now on, and the wrapper calls the
- * original through the relocated prologue.
+ * original through the relocated prologue.  It is looked up before
+ * lp_mutex is taken: the loader's lock comes first.
  */
 int lp_tasks_hook_create(char *err, size_t errlen)
 {
 	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD), *entry;
 	const ElfW(Sym) *sym = NULL;
 	Dl_info info;
+	int ret;
 
 	entry = libc ? dlsym(libc, "pthread_create") : NULL;
 	if (libc)
@@ -313,8 +315,12 @@ int lp_tasks_hook_create(char *err, size_t errlen)
 		snprintf(err, errlen, "cannot find libc's pthread_create()");
 		return -1;
 	}
-	return lp_hook((uintptr_t)entry, sym->st_size, (void *)create_thread,
-		       (void *_Atomic *)&real_pthread_create, err, errlen);
+	/* lp_mutex keeps fork() out until the redirect is whole. */
+	pthread_mutex_lock(&lp_mutex);
+	ret = lp_hook((uintptr_t)entry, sym->st_size, (void *)create_thread,
+		      (void *_Atomic *)&real_pthread_create, err, errlen);
+	pthread_mutex_unlock(&lp_mutex);
+	return ret;
 }
 
 /*
