@@ -202,6 +202,16 @@ int lp_select_processes(const struct lp_patch_info *pi, pid_t **pids, size_t *n,
 /* -1 with @why when an object of @pi is in @pid but not as the patch wants it. */
 int lp_patch_fits(const struct lp_patch_info *pi, pid_t pid, char *why, size_t len);
 
+/*
+ * pool.c: @fn(i, @arg) for each i < @n, each in a child process of its own,
+ * at most @parallel at a time; its value is the child's exit status.  As
+ * each child ends, @done(i, what it wrote on stdout, on stderr, its wait
+ * status or -1 when it could not run, @arg) runs in this process.
+ */
+typedef int (*lp_pool_fn)(size_t i, void *arg);
+typedef void (*lp_pool_done_fn)(size_t i, const char *out, const char *err, int status, void *arg);
+void lp_pool_run(size_t n, size_t parallel, lp_pool_fn fn, lp_pool_done_fn done, void *arg);
+
 /* fleet.c: one apply to many processes at once, and its table. */
 struct lp_apply_target {
 	int patch_fd;

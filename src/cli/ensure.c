@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -46,16 +47,27 @@ static void verbose(const struct lp_runtime_report *rep, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* Is there an agent to talk to?  Nothing is sent. */
-static bool has_agent(pid_t pid)
+/*
+ * Is there an agent to talk to?  1 yes, 0 no, -1 when the agent's name is
+ * taken by another process (a child that kept a dead process's socket): a
+ * runtime injected now could not listen there.  Nothing is sent.
+ */
+static int has_agent(pid_t pid, const char *what)
 {
 	int sock = lp_proto_connect(pid);
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
 
-	if (sock >= 0) {
+	if (sock < 0)
+		return errno != ECONNREFUSED && errno != ENOENT;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid != pid) {
+		lp_error("%s: the name of its agent's socket (@lpatch/%d) is taken by process %d",
+			 what, (int)pid, (int)cred.pid);
 		close(sock);
-		return true;
+		return -1;
 	}
-	return errno != ECONNREFUSED && errno != ENOENT;
+	close(sock);
+	return 1;
 }
 
 /* "runtime": the threads it knows, sorted, and whether it was injected. */
@@ -223,9 +235,14 @@ static int check_fit(void *arg, char *err, size_t errlen)
 
 int lp_ensure_runtime(pid_t pid, const char *what, int patch_fd, struct lp_runtime_report *rep)
 {
+	int agent;
+
 	if (lp_check_process(pid) < 0)
 		return -1;
-	if (!has_agent(pid)) {
+	agent = has_agent(pid, what);
+	if (agent < 0)
+		return -1;
+	if (!agent) {
 		char runtime[PATH_MAX], err[LP_ERR_LEN];
 		struct fit fit = {.pid = pid, .patch_fd = patch_fd};
 

@@ -1,16 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * One apply to many processes: `apply PID PID... PATCH.so`, `apply --all`,
- * and `apply --json`.  Each process gets a child of this one, at most
- * PARALLEL at a time, which does exactly what a single apply does
- * (lp_apply_one(): inject if needed, apply, wait for the transition) with
- * its output caught; the results come back through shared memory and are
- * printed as one table, or one JSON array, in PID order.  A child is a
- * process of its own because a ptrace tracer is one, and so that one
- * stuck or failing target holds up nobody else.
+ * and `apply --json`.  Each process gets a child of this one (pool.c), at
+ * most PARALLEL at a time, which does exactly what a single apply does
+ * (lp_apply_one(): inject if needed, apply, wait for the transition); what
+ * the injection cost comes back through shared memory, and the results
+ * are printed as one table, or one JSON array, in PID order.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +21,6 @@
 
 struct result {
 	pid_t pid;
-	pid_t child;
 	int rc;
 	bool reported;
 	char comm[32];
@@ -46,99 +42,59 @@ static void read_comm(pid_t pid, char *comm, size_t size)
 		fclose(f);
 }
 
-/* The last line of what was written to @fd, without "lpatch: " and @prefix. */
-static void last_line(int fd, const char *prefix, char *buf, size_t size)
+/* The last line of @text, without "lpatch: " and @prefix. */
+static void last_line(const char *text, const char *prefix, char *buf, size_t size)
 {
-	char text[8192], *line, *at;
-	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	const char *line = text, *end = text + strlen(text);
 
-	text[n > 0 ? n : 0] = '\0';
-	while ((at = strrchr(text, '\n')) && at[1] == '\0')
-		*at = '\0';
-	line = strrchr(text, '\n');
-	line = line ? line + 1 : text;
-	if (strncmp(line, "lpatch: ", 8) == 0)
+	while (end > text && end[-1] == '\n')
+		end--;
+	for (const char *p = text; p < end; p++)
+		if (*p == '\n')
+			line = p + 1;
+	if (end - line >= 8 && strncmp(line, "lpatch: ", 8) == 0)
 		line += 8;
-	if (strncmp(line, prefix, strlen(prefix)) == 0)
+	if ((size_t)(end - line) >= strlen(prefix) && strncmp(line, prefix, strlen(prefix)) == 0)
 		line += strlen(prefix);
-	snprintf(buf, size, "%.*s", (int)(size - 1), line);
+	snprintf(buf, size, "%.*s", (int)(end - line < (long)size ? end - line : (long)size - 1),
+		 line);
 }
 
-/* In the child: one apply, its output caught in memory files. */
-static __attribute__((noreturn)) void run_one(struct result *r, const struct lp_apply_target *a)
+struct fleet {
+	struct result *res;
+	const struct lp_apply_target *a;
+};
+
+/* In a child: one apply, as a single apply would do it. */
+static int apply_one(size_t i, void *arg)
 {
-	int out = memfd_create("lpatch-out", MFD_CLOEXEC),
-	    err = memfd_create("lpatch-err", MFD_CLOEXEC);
+	struct fleet *f = arg;
+	struct result *r = &f->res[i];
+	int rc = lp_apply_one(r->pid, f->a, 0, false, &r->rep);
+
+	r->reported = true;
+	return rc;
+}
+
+static void applied(size_t i, const char *out, const char *err, int status, void *arg)
+{
+	struct fleet *f = arg;
+	struct result *r = &f->res[i];
 	char prefix[LP_ERR_LEN];
 
-	if (out < 0 || err < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0) {
-		snprintf(r->text, sizeof(r->text), "cannot catch the output: %s", strerror(errno));
+	if (status < 0 || !WIFEXITED(status) || !r->reported) {
 		r->rc = LP_EXIT_FAIL;
-		r->reported = true;
-		_exit(1);
-	}
-	r->rc = lp_apply_one(r->pid, a, 0, false, &r->rep);
-	fflush(stdout);
-	fflush(stderr);
-	snprintf(prefix, sizeof(prefix), "apply %s to %d: ", a->arg, (int)r->pid);
-	last_line(r->rc ? err : out, prefix, r->text, sizeof(r->text));
-	lp_one_line(r->text);
-	r->reported = true;
-	_exit(0);
-}
-
-static struct result *find_child(struct result *res, size_t n, pid_t child)
-{
-	for (size_t i = 0; i < n; i++)
-		if (res[i].child == child)
-			return &res[i];
-	return NULL;
-}
-
-/* Run every apply, at most PARALLEL at a time. */
-static void run_all(struct result *res, size_t n, const struct lp_apply_target *a)
-{
-	size_t next = 0, running = 0;
-
-	/* An ignored SIGCHLD, inherited, would have the children reaped unseen. */
-	signal(SIGCHLD, SIG_DFL);
-	fflush(NULL);
-	while (next < n || running) {
-		struct result *r;
-		int status;
-		pid_t child;
-
-		while (running < PARALLEL && next < n) {
-			r = &res[next++];
-			/* Not into *r at once: the child's 0 would land in shared memory. */
-			child = fork();
-			if (child == 0)
-				run_one(r, a);
-			r->child = child;
-			if (child < 0) {
-				snprintf(r->text, sizeof(r->text), "cannot fork: %s",
-					 strerror(errno));
-				r->rc = LP_EXIT_FAIL;
-				r->reported = true;
-				continue;
-			}
-			running++;
-		}
-		child = waitpid(-1, &status, 0);
-		if (child < 0 && errno == EINTR)
-			continue;
-		if (child < 0)
-			break;
-		r = find_child(res, n, child);
-		if (!r)
-			continue;
-		running--;
-		if (!r->reported || !WIFEXITED(status)) {
+		if (status < 0)
+			last_line(err, "", r->text, sizeof(r->text));
+		else
 			snprintf(r->text, sizeof(r->text),
 				 "the apply to this process died (status %#x)", status);
-			r->rc = LP_EXIT_FAIL;
-		}
+		return;
 	}
+	r->rc = WEXITSTATUS(status);
+	snprintf(prefix, sizeof(prefix), "apply %s to %d: ", f->a->arg, (int)r->pid);
+	last_line(r->rc ? err : out, prefix, r->text, sizeof(r->text));
+	lp_one_line(r->text);
 }
 
 static double ms(uint64_t ns)
@@ -236,7 +192,7 @@ int lp_apply_many(const pid_t *pids, size_t n, const struct lp_apply_target *a)
 		res[i] = (struct result){.pid = pids[i]};
 		read_comm(pids[i], res[i].comm, sizeof(res[i].comm));
 	}
-	run_all(res, n, a);
+	lp_pool_run(n, PARALLEL, apply_one, applied, &(struct fleet){res, a});
 	for (size_t i = 0; i < n; i++)
 		failed += res[i].rc != 0;
 	ret = LP_EXIT_OK;

@@ -143,6 +143,9 @@ static enum lp_req_status connect_agent(struct lp_call *call)
 	call->sock = lp_proto_connect(req->pid);
 	if (call->sock >= 0)
 		return check_peer(call);
+	if (errno == EAGAIN)
+		return fail(req, "cannot connect to process %d: its agent accepts no connection",
+			    (int)req->pid);
 	if (errno == ECONNREFUSED || errno == ENOENT)
 		return gone(req,
 			    "process %d has no lpatch runtime (start it with 'lpatch run', or "

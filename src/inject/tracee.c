@@ -32,7 +32,6 @@
 
 #include "inject/internal.h"
 
-#define SYSCALL_INSN	  0x050f /* 0f 05, read as a little-endian word */
 #define LATE_STOP_WAIT_NS (10 * 1000000000ull)
 #define BOOST		  10
 
@@ -226,15 +225,13 @@ static bool signal_pending(const struct lp_tracee *t)
 
 /*
  * @regs, read at an interrupt stop: if the stop ended a system call with
- * EINTR and no signal can have, make the thread run the call again.
- * True when @regs was changed.
+ * EINTR and no signal can have, make the thread run the call again.  The
+ * instruction that entered the kernel (syscall, or int $0x80) is two bytes
+ * long, as the kernel's own restarts assume.  True when @regs was changed.
  */
 bool lp_tracee_restart_eintr(const struct lp_tracee *t, struct user_regs_struct *regs)
 {
-	uint16_t insn;
-
-	if ((long)regs->orig_rax < 0 || (long)regs->rax != -EINTR || signal_pending(t) ||
-	    lp_mem_read(t->mem, regs->rip - 2, &insn, sizeof(insn)) < 0 || insn != SYSCALL_INSN)
+	if ((long)regs->orig_rax < 0 || (long)regs->rax != -EINTR || signal_pending(t))
 		return false;
 	regs->rax = regs->orig_rax;
 	regs->rip -= 2;

@@ -86,6 +86,9 @@ not_mapped() {
 # --- Injected with the spinner spinning --------------------------------------
 results old "before"
 results any
+# The threads that ran before the runtime came (the spawn thread's children
+# come and go: one starting or exiting is rightly unknown for a moment).
+before=$(task_ids | paste -sd, -)
 lp apply --verbose --no-wait "$PID" "$FIXSO"
 [ "$LP_RC" -eq 0 ] || fail "apply exited $LP_RC: $LP_ERR"
 log "$LP_ERR"
@@ -93,9 +96,10 @@ grep -q "^lpatch: injected the runtime into $PID " <<<"$LP_ERR" ||
 	fail "apply did not inject the runtime: $LP_ERR"
 wait_until "the spinner to be reported pending, not answering signals" spinner_reported
 wait_until "every thread but the spinner to switch" only_spinner_pending
-jq_true 'all(.threads[]; .state != "unknown") and
-	any(.threads[]; .name == "nosig" and .state == "patched")' \
-	"every thread known, the nosig thread switched"
+jq_true "[$before] as \$old | all(.threads[] | select(.tid as \$t | \$old | index(\$t));
+	.state != \"unknown\") and
+	any(.threads[]; .name == \"nosig\" and .state == \"patched\")" \
+	"every thread that ran before known, the nosig thread switched"
 lp_ok force "$PID"
 all_idle "forced"
 expect_reply unspin "unspun $NEW5" "the spinner after force"

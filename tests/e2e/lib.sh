@@ -118,12 +118,29 @@ start_target() {
 }
 
 # start_plain NAME [ARGS...]: the same without the runtime, for `apply` to
-# inject it.
+# inject it.  A target whose PID names an agent socket already (one a
+# leftover child of an earlier process holds) is started again: its runtime
+# could not listen there.
 start_plain() {
+	local tries
 	require_built "$TARGETS/$1"
-	lp_start "$1" "$TARGETS/$1" "${@:2}"
-	lp_read_reply "start of $1"
-	[ "$REPLY" = ready ] || fail "$1: expected 'ready', got '$REPLY'"
+	for ((tries = 0; tries < 10; tries++)); do
+		lp_start "$1" "$TARGETS/$1" "${@:2}"
+		lp_read_reply "start of $1"
+		[ "$REPLY" = ready ] || fail "$1: expected 'ready', got '$REPLY'"
+		grep -q "@lpatch/$PID\$" /proc/net/unix || return 0
+		log "the agent socket name of $PID is taken: starting $1 again"
+		stop_plain_target
+	done
+	fail "$1: every PID it got names an agent socket already"
+}
+
+# stop_plain_target: end target $PID by closing its input (no reply awaited).
+stop_plain_target() {
+	local fd_in=${LP_FD_IN[$PID]} fd_out=${LP_FD_OUT[$PID]}
+	exec {fd_in}>&- {fd_out}<&-
+	kill -KILL "$PID" 2>/dev/null
+	wait "$PID" 2>/dev/null
 }
 
 # lp_start NAME COMMAND...: run COMMAND with its stdin and stdout on fifos,
