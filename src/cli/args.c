@@ -77,3 +77,16 @@ int lp_expect_args(const char *cmd, int have, int want, const char *names)
 				      names);
 	return LP_EXIT_OK;
 }
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+void lp_sort_pids(pid_t *pids, size_t n)
+{
+	if (n)
+		qsort(pids, n, sizeof(*pids), cmp_pid);
+}

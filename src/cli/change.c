@@ -3,6 +3,9 @@
  * The commands that change a process's patches or their transition:
  * apply, revert, force and signal.  apply and revert start a transition
  * and wait for it (wait.c); force and signal act on the one in progress.
+ * apply injects the runtime into a process that has none (ensure.c) and
+ * takes several processes at once, or --all of those the patch concerns
+ * (fleet.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,17 +19,31 @@
 
 #include "cli.h"
 
-enum { OPT_NO_WAIT = 0x100, OPT_TIMEOUT };
+enum { OPT_NO_WAIT = 0x100, OPT_TIMEOUT, OPT_ALL, OPT_JSON };
 
 /* Options of the four commands; each accepts the ones its table lists. */
 struct change_opts {
 	bool no_wait;
 	bool quiet;
 	bool verbose;
+	bool all;  /* apply: every process the patch concerns */
+	bool json; /* apply: the result table as JSON */
 	int timeout;
 };
 
-/* apply and revert: both start a transition and wait for it alike. */
+/* apply: those of revert, and the choice of processes. */
+static const struct option apply_opts[] = {
+    {"no-wait", no_argument, NULL, OPT_NO_WAIT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"all", no_argument, NULL, OPT_ALL},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* revert: starts a transition and waits for it as apply does. */
 static const struct option wait_opts[] = {
     {"no-wait", no_argument, NULL, OPT_NO_WAIT},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -71,6 +88,12 @@ static int parse_opts(int argc, char **argv, const struct option *opts, const ch
 			o->quiet = true;
 			o->verbose = false;
 			break;
+		case OPT_ALL:
+			o->all = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
 		case 'h':
 			lp_print_help(stdout);
 			return LP_EXIT_OK;
@@ -114,13 +137,14 @@ static int print_answer(char *answer, const struct change_opts *o)
  * the transition has started; otherwise we wait for it to complete, as
  * @how says.
  */
-static int change(struct lp_request *req, const struct change_opts *o, const struct lp_wait *how)
+static int change(struct lp_request *req, const struct change_opts *o, const struct lp_wait *how,
+		  unsigned int flags)
 {
 	enum lp_req_status st;
 	char *answer;
 
 	req->timeout = o->timeout;
-	req->flags = request_flags(o);
+	req->flags = flags;
 	req->waiting_for = "the transition";
 	if (o->no_wait) {
 		lp_request_add(req, "nowait");
@@ -171,29 +195,115 @@ static int open_patch(const char *arg, char *path, size_t size)
 	return fd;
 }
 
-int lp_cmd_apply(int argc, char **argv)
+int lp_apply_one(pid_t pid, const struct lp_apply_target *a, unsigned int flags, bool quiet,
+		 struct lp_runtime_report *rep)
 {
 	static const struct lp_wait how = {.target = "patched", .reverse = true};
-	char path[PATH_MAX], what[PATH_MAX + 64];
+	struct change_opts o = {.no_wait = a->no_wait, .quiet = quiet, .timeout = a->timeout};
+	char what[PATH_MAX + 64];
+	struct lp_request req = {.pid = pid, .fd = a->patch_fd, .what = what};
+
+	snprintf(what, sizeof(what), "apply %s to %d", a->arg, (int)pid);
+	rep->flags = flags;
+	if (lp_ensure_runtime(pid, what, a->patch_fd, rep) < 0)
+		return LP_EXIT_FAIL;
+	lp_request_add(&req, "apply");
+	lp_request_add(&req, a->path);
+	return change(&req, &o, &how, flags);
+}
+
+/* PID... PATCH.so, or --all PATCH.so: the PIDs, sorted and each once. */
+static int target_pids(int argc, char **argv, const struct change_opts *o, pid_t **pids, size_t *n)
+{
+	int have = argc - optind;
+	size_t out = 0;
+
+	*pids = NULL;
+	*n = 0;
+	if (o->all)
+		return lp_expect_args(argv[0], have, 1, "[OPTIONS] --all PATCH.so");
+	if (have < 2)
+		return lp_expect_args(argv[0], have, 2, "[OPTIONS] PID... PATCH.so");
+	*pids = calloc((size_t)have - 1, sizeof(**pids));
+	if (!*pids) {
+		lp_error("out of memory");
+		return LP_EXIT_FAIL;
+	}
+	for (int i = optind; i < argc - 1; i++) {
+		int ret = lp_parse_pid(argv[i], &(*pids)[(*n)++]);
+
+		if (ret != LP_EXIT_OK) {
+			free(*pids);
+			*pids = NULL;
+			return ret;
+		}
+	}
+	lp_sort_pids(*pids, *n);
+	for (size_t i = 0; i < *n; i++)
+		if (!out || (*pids)[out - 1] != (*pids)[i])
+			(*pids)[out++] = (*pids)[i];
+	*n = out;
+	return LP_EXIT_OK;
+}
+
+/* --all: the processes that map an object the patch names. */
+static int select_all(const struct lp_apply_target *a, pid_t **pids, size_t *n)
+{
+	struct lp_patch_info pi;
+	char err[LP_ERR_LEN];
+	int ret;
+
+	if (lp_patch_info_read(a->patch_fd, &pi, err, sizeof(err)) < 0) {
+		lp_error("apply %s: %s", a->arg, err);
+		return LP_EXIT_FAIL;
+	}
+	ret = lp_select_processes(&pi, pids, n, err, sizeof(err));
+	lp_patch_info_free(&pi);
+	if (ret < 0) {
+		lp_error("apply %s: %s", a->arg, err);
+		return LP_EXIT_FAIL;
+	}
+	if (*n == 0) {
+		lp_error("apply %s: no process maps an object the patch names", a->arg);
+		return LP_EXIT_FAIL;
+	}
+	return LP_EXIT_OK;
+}
+
+int lp_cmd_apply(int argc, char **argv)
+{
+	char path[PATH_MAX];
 	struct change_opts o = {0};
-	struct lp_request req = {.fd = -1, .what = what};
-	int ret = parse_opts(argc, argv, wait_opts, ":hvq", &o);
+	struct lp_apply_target a = {.path = path};
+	struct lp_runtime_report rep = {0};
+	pid_t *pids = NULL;
+	size_t n = 0;
+	int ret = parse_opts(argc, argv, apply_opts, ":hvq", &o);
 
 	if (ret >= 0)
 		return ret;
-	ret = lp_expect_args(argv[0], argc - optind, 2, "[OPTIONS] PID PATCH.so");
-	if (ret == LP_EXIT_OK)
-		ret = lp_parse_pid(argv[optind], &req.pid);
+	ret = target_pids(argc, argv, &o, &pids, &n);
 	if (ret != LP_EXIT_OK)
 		return ret;
-	req.fd = open_patch(argv[optind + 1], path, sizeof(path));
-	if (req.fd < 0)
+	a.arg = argv[argc - 1];
+	a.timeout = o.timeout;
+	a.no_wait = o.no_wait;
+	a.verbose = o.verbose;
+	a.quiet = o.quiet;
+	a.json = o.json;
+	a.patch_fd = open_patch(a.arg, path, sizeof(path));
+	if (a.patch_fd < 0) {
+		free(pids);
 		return LP_EXIT_FAIL;
-	snprintf(what, sizeof(what), "apply %s to %d", argv[optind + 1], (int)req.pid);
-	lp_request_add(&req, "apply");
-	lp_request_add(&req, path);
-	ret = change(&req, &o, &how);
-	close(req.fd);
+	}
+	if (o.all)
+		ret = select_all(&a, &pids, &n);
+	if (ret == LP_EXIT_OK && n == 1 && !o.json && !o.all)
+		ret = lp_apply_one(pids[0], &a, request_flags(&o), o.quiet, &rep);
+	else if (ret == LP_EXIT_OK)
+		ret = lp_apply_many(pids, n, &a);
+	close(a.patch_fd);
+	free(pids);
 	return ret;
 }
 
@@ -216,7 +326,7 @@ int lp_cmd_revert(int argc, char **argv)
 	snprintf(what, sizeof(what), "revert %s in %d", how.name, (int)req.pid);
 	lp_request_add(&req, "revert");
 	lp_request_add(&req, how.name);
-	return change(&req, &o, &how);
+	return change(&req, &o, &how, request_flags(&o));
 }
 
 /*

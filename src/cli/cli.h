@@ -16,7 +16,11 @@
 
 #include <json-c/json.h>
 
+#include "inject/inject.h"
 #include "protocol/protocol.h"
+
+/* Room for a one-line reason. */
+#define LP_ERR_LEN 512
 
 /* Exit codes, documented in docs/cli.md. */
 enum {
@@ -44,6 +48,8 @@ int lp_cmd_list(int argc, char **argv);
 
 /* report.c: every error is one line on stderr starting with "lpatch: ". */
 void lp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A reason for the caller to report: snprintf into @buf. */
+void lp_set_err(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Print a usage error and return LP_EXIT_USAGE. */
 int lp_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lp_print_help(FILE *out);
@@ -55,6 +61,7 @@ int lp_bad_option(const char *cmd, char **argv, int c);
 int lp_parse_pid(const char *text, pid_t *pid);
 int lp_parse_seconds(const char *text, int *seconds);
 int lp_expect_args(const char *cmd, int have, int want, const char *names);
+void lp_sort_pids(pid_t *pids, size_t n);
 
 /* request.c: one request to a process's agent. */
 enum {
@@ -93,6 +100,9 @@ enum lp_req_status lp_request(const struct lp_request *req, char **answer);
 
 /* Append a word to @req; false when there is no room left. */
 bool lp_request_add(struct lp_request *req, const char *word);
+
+/* Is @pid a process (not a thread, not gone)?  Else the error is printed. */
+int lp_check_process(pid_t pid);
 
 /*
  * The steps of lp_request(), for callers that act while they wait (the
@@ -150,6 +160,72 @@ struct lp_wait {
  */
 enum lp_req_status lp_wait_transition(const struct lp_request *req, const struct lp_wait *how,
 				      char **answer);
+
+/* run.c: the runtime `run` preloads and `apply` injects. */
+const char *lp_runtime_path(char *buf, size_t size);
+
+/* ensure.c: a runtime in the process, and every thread known to it. */
+struct lp_runtime_report {
+	unsigned int flags; /* LP_REQ_VERBOSE: say what was done, on stderr */
+	bool injected;	    /* injected now */
+	bool was_injected;  /* the runtime came by injection, now or before */
+	size_t registered;  /* threads handed over to it */
+	struct lp_inject_stats st;
+};
+/*
+ * Before a runtime is injected for the patch @patch_fd, the patch must fit
+ * the process.  0, or -1 with the error printed ("@what: ...").
+ */
+int lp_ensure_runtime(pid_t pid, const char *what, int patch_fd, struct lp_runtime_report *rep);
+
+/* patchinfo.c: the objects a patch file names, read without loading it. */
+struct lp_patch_names {
+	char **names;
+	unsigned long *sympos;
+	size_t n;
+};
+struct lp_patch_object {
+	char *name;	/* NULL: the main program */
+	char *build_id; /* NULL when not pinned */
+	struct lp_patch_names funcs, syms;
+};
+struct lp_patch_info {
+	struct lp_patch_object *objs;
+	size_t nobjs;
+};
+int lp_patch_info_read(int fd, struct lp_patch_info *pi, char *err, size_t errlen);
+void lp_patch_info_free(struct lp_patch_info *pi);
+
+/* select.c: `apply --all`: the processes that map one of a patch's objects. */
+int lp_select_processes(const struct lp_patch_info *pi, pid_t **pids, size_t *n, char *err,
+			size_t errlen);
+/* -1 with @why when an object of @pi is in @pid but not as the patch wants it. */
+int lp_patch_fits(const struct lp_patch_info *pi, pid_t pid, char *why, size_t len);
+
+/*
+ * pool.c: @fn(i, @arg) for each i < @n, each in a child process of its own,
+ * at most @parallel at a time; its value is the child's exit status.  As
+ * each child ends, @done(i, what it wrote on stdout, on stderr, its wait
+ * status or -1 when it could not run, @arg) runs in this process.
+ */
+typedef int (*lp_pool_fn)(size_t i, void *arg);
+typedef void (*lp_pool_done_fn)(size_t i, const char *out, const char *err, int status, void *arg);
+void lp_pool_run(size_t n, size_t parallel, lp_pool_fn fn, lp_pool_done_fn done, void *arg);
+
+/* fleet.c: one apply to many processes at once, and its table. */
+struct lp_apply_target {
+	int patch_fd;
+	const char *path; /* absolute, sent to the runtime */
+	const char *arg;  /* as the user named it */
+	int timeout;
+	bool no_wait;
+	bool verbose;
+	bool quiet; /* no table when every apply succeeded */
+	bool json;
+};
+int lp_apply_one(pid_t pid, const struct lp_apply_target *a, unsigned int flags, bool quiet,
+		 struct lp_runtime_report *rep);
+int lp_apply_many(const pid_t *pids, size_t n, const struct lp_apply_target *a);
 
 /* jsonutil.c: tolerant accessors; a missing or mistyped key gives @def. */
 const char *lp_json_str(struct json_object *obj, const char *key, const char *def);

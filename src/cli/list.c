@@ -2,7 +2,7 @@
 /*
  * lpatch list: every process with a runtime, found through the agents'
  * sockets in /proc/net/unix (so no process has to be scanned or touched
- * unless it runs an agent), each asked for its status.
+ * unless it runs an agent), each asked for its status, many at once.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +15,7 @@
 
 /* One unresponsive agent must not hang a fleet-wide inventory. */
 #define LIST_TIMEOUT 10
+#define PARALLEL     16
 
 #define AGENT_PREFIX "@lpatch/"
 
@@ -46,20 +47,12 @@ static bool pids_add(struct pids *p, pid_t pid)
 	return true;
 }
 
-static int cmp_pid(const void *a, const void *b)
-{
-	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* Sorted, and once each: an agent's accepted sockets carry its name too. */
 static void pids_sort_unique(struct pids *p)
 {
 	size_t out = 0;
 
-	if (p->n)
-		qsort(p->v, p->n, sizeof(*p->v), cmp_pid);
+	lp_sort_pids(p->v, p->n);
 	for (size_t i = 0; i < p->n; i++)
 		if (!out || p->v[out - 1] != p->v[i])
 			p->v[out++] = p->v[i];
@@ -130,17 +123,6 @@ static void read_comm(pid_t pid, char *comm, size_t size)
 		fclose(f);
 }
 
-static void print_row(pid_t pid, const char *comm, struct json_object *status)
-{
-	size_t n = lp_json_len(status, "patches");
-
-	printf("%-8d %-16s ", (int)pid, comm);
-	for (size_t i = 0; i < n; i++)
-		printf("%s%s", i ? "," : "",
-		       lp_json_str(lp_json_idx(status, "patches", i), "name", "?"));
-	puts(n ? "" : "-");
-}
-
 static void copy_bool(struct json_object *dst, struct json_object *src, const char *key)
 {
 	json_object_object_add(dst, key, json_object_new_boolean(lp_json_bool(src, key, false)));
@@ -169,33 +151,95 @@ static struct json_object *json_entry(pid_t pid, const char *comm, struct json_o
 	return entry;
 }
 
+/* What each process's child found: its list entry (JSON), or nothing. */
+struct probes {
+	const struct pids *pids;
+	char **entry, **err;
+};
+
+/* In a child: ask one process; its entry on stdout, refusals and timeouts on stderr. */
+static int probe(size_t i, void *arg)
+{
+	const struct probes *p = arg;
+	pid_t pid = p->pids->v[i];
+	struct json_object *status, *entry;
+	char comm[64];
+
+	/* Refusals and timeouts are reported and skipped; the gone, only skipped. */
+	if (lp_query_status(pid, false, LP_REQ_PROBE, LIST_TIMEOUT, &status) != LP_REQ_OK)
+		return LP_EXIT_FAIL;
+	read_comm(pid, comm, sizeof(comm));
+	entry = json_entry(pid, comm, status);
+	fputs(json_object_to_json_string_ext(entry, JSON_C_TO_STRING_PLAIN |
+							JSON_C_TO_STRING_NOSLASHESCAPE),
+	      stdout);
+	json_object_put(entry);
+	json_object_put(status);
+	return LP_EXIT_OK;
+}
+
+static void probed(size_t i, const char *out, const char *err, int status, void *arg)
+{
+	const struct probes *p = arg;
+
+	p->err[i] = err[0] ? strdup(err) : NULL;
+	p->entry[i] = status == 0 && out[0] ? strdup(out) : NULL;
+}
+
+static void print_entry(struct json_object *entry)
+{
+	size_t n = lp_json_len(entry, "patches");
+
+	printf("%-8lld %-16s ", lp_json_int(entry, "pid", 0), lp_json_str(entry, "comm", "?"));
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s", i ? "," : "",
+		       lp_json_str(lp_json_idx(entry, "patches", i), "name", "?"));
+	puts(n ? "" : "-");
+}
+
+/*
+ * Every process is asked at once (PARALLEL at a time), so that a few that
+ * are slow to answer cost LIST_TIMEOUT once, not each; what they say is
+ * printed in PID order.
+ */
 static int list(bool json)
 {
 	struct json_object *all = json ? json_object_new_array() : NULL;
 	struct pids pids = {0};
+	struct probes p = {.pids = &pids};
 	int ret = find_agents(&pids);
 
+	p.entry = calloc(pids.n ? pids.n : 1, sizeof(*p.entry));
+	p.err = calloc(pids.n ? pids.n : 1, sizeof(*p.err));
+	if (ret == LP_EXIT_OK && (!p.entry || !p.err)) {
+		lp_error("out of memory");
+		ret = LP_EXIT_FAIL;
+	}
+	if (ret == LP_EXIT_OK)
+		lp_pool_run(pids.n, PARALLEL, probe, probed, &p);
 	if (ret == LP_EXIT_OK && !json)
 		printf("%-8s %-16s %s\n", "PID", "COMM", "PATCHES");
 	for (size_t i = 0; ret == LP_EXIT_OK && i < pids.n; i++) {
-		struct json_object *status;
-		enum lp_req_status st;
-		char comm[64];
+		struct json_object *entry = p.entry[i] ? json_tokener_parse(p.entry[i]) : NULL;
 
-		/* Refusals and timeouts are reported and skipped; the gone, only skipped. */
-		st = lp_query_status(pids.v[i], false, LP_REQ_PROBE, LIST_TIMEOUT, &status);
-		if (st != LP_REQ_OK)
-			continue;
-		read_comm(pids.v[i], comm, sizeof(comm));
-		if (json)
-			json_object_array_add(all, json_entry(pids.v[i], comm, status));
-		else
-			print_row(pids.v[i], comm, status);
-		json_object_put(status);
+		if (p.err[i])
+			fputs(p.err[i], stderr);
+		if (entry && json)
+			json_object_array_add(all, entry);
+		else if (entry)
+			print_entry(entry);
+		if (entry && !json)
+			json_object_put(entry);
 	}
 	if (ret == LP_EXIT_OK && json)
 		ret = lp_json_print(all);
 	json_object_put(all);
+	for (size_t i = 0; i < pids.n && p.entry && p.err; i++) {
+		free(p.entry[i]);
+		free(p.err[i]);
+	}
+	free(p.entry);
+	free(p.err);
 	free(pids.v);
 	return ret;
 }

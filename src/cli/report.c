@@ -26,6 +26,15 @@ void lp_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+void lp_set_err(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
 int lp_usage_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -60,8 +69,11 @@ void lp_print_help(FILE *out)
 	      "\n"
 	      "commands:\n"
 	      "  run [--] CMD [ARGS...]     run CMD with the lpatch runtime preloaded\n"
-	      "  apply [--no-wait] [--timeout SEC] [--verbose] [--quiet] PID PATCH.so\n"
-	      "                             load a patch into PID and enable it\n"
+	      "  apply [--no-wait] [--timeout SEC] [--verbose] [--quiet] [--json]\n"
+	      "        PID... PATCH.so | --all PATCH.so\n"
+	      "                             load a patch into each PID (or every process\n"
+	      "                             it concerns) and enable it, injecting the\n"
+	      "                             runtime where there is none\n"
 	      "  revert [--no-wait] [--timeout SEC] [--verbose] [--quiet] PID NAME\n"
 	      "                             disable the patch NAME in PID\n"
 	      "  force [--quiet] PID        finish PID's transition without checks\n"

@@ -89,6 +89,15 @@ static pid_t thread_group(pid_t pid)
 	return tgid;
 }
 
+static enum lp_req_status check_process(const struct lp_request *req);
+
+int lp_check_process(pid_t pid)
+{
+	struct lp_request req = {.pid = pid};
+
+	return check_process(&req) == LP_REQ_OK ? 0 : -1;
+}
+
 /* The process must exist before "no runtime" can be the diagnosis. */
 static enum lp_req_status check_process(const struct lp_request *req)
 {
@@ -134,8 +143,13 @@ static enum lp_req_status connect_agent(struct lp_call *call)
 	call->sock = lp_proto_connect(req->pid);
 	if (call->sock >= 0)
 		return check_peer(call);
+	if (errno == EAGAIN)
+		return fail(req, "cannot connect to process %d: its agent accepts no connection",
+			    (int)req->pid);
 	if (errno == ECONNREFUSED || errno == ENOENT)
-		return gone(req, "process %d has no lpatch runtime (start it with 'lpatch run')",
+		return gone(req,
+			    "process %d has no lpatch runtime (start it with 'lpatch run', or "
+			    "apply a patch: that injects one)",
 			    (int)req->pid);
 	return fail(req, "cannot connect to process %d: %s", (int)req->pid, strerror(errno));
 }

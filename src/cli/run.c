@@ -42,7 +42,7 @@ static bool build_tree_runtime(char *buf, size_t size)
 	return size >= PATH_MAX && realpath(candidate, buf) != NULL;
 }
 
-static const char *runtime_path(char *buf, size_t size)
+const char *lp_runtime_path(char *buf, size_t size)
 {
 	const char *env = getenv("LPATCH_RUNTIME");
 
@@ -144,7 +144,7 @@ int lp_cmd_run(int argc, char **argv)
 		return lp_usage_error(
 		    "run: missing command (usage: lpatch run [--] CMD [ARGS...])");
 	cmd = argv + optind;
-	runtime = runtime_path(buf, sizeof(buf));
+	runtime = lp_runtime_path(buf, sizeof(buf));
 	if (!check_runtime(cmd[0], runtime))
 		return EXIT_CANNOT_RUN;
 	if (!set_preload(runtime)) {

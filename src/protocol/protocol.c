@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 socklen_t lp_proto_address(pid_t pid, struct sockaddr_un *addr)
@@ -25,9 +26,12 @@ int lp_proto_connect(pid_t pid)
 	struct sockaddr_un addr;
 	socklen_t len = lp_proto_address(pid, &addr);
 	int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	struct timeval bound = {.tv_sec = LP_PROTO_CONNECT_TIMEOUT}, none = {0};
 
 	if (sock < 0)
 		return -1;
+	/* An agent that accepts nothing fills its backlog: connect() would wait for good. */
+	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound));
 	if (connect(sock, (struct sockaddr *)&addr, len) < 0) {
 		int e = errno;
 
@@ -35,6 +39,7 @@ int lp_proto_connect(pid_t pid)
 		errno = e;
 		return -1;
 	}
+	setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
 	return sock;
 }
 

@@ -48,6 +48,9 @@ struct lp_msg {
 /* Fill @addr with the agent address of @pid; returns the address length. */
 socklen_t lp_proto_address(pid_t pid, struct sockaddr_un *addr);
 
+/* Seconds a connect waits for an agent that accepts nothing (EAGAIN then). */
+#define LP_PROTO_CONNECT_TIMEOUT 10
+
 /* Connect to the agent of @pid; -1 with errno set when there is none. */
 int lp_proto_connect(pid_t pid);
 

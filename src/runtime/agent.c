@@ -182,6 +182,7 @@ static void transition_work(bool signal_all)
 {
 	struct lp_transition_end end;
 
+	lp_tasks_prune();
 	if (lp_transition_work(signal_all, &end)) {
 		retry_ms = 0;
 		transition_ended(&end);
@@ -306,6 +307,21 @@ static void handle_signal(int sock)
 	reply(sock, 0, msg);
 }
 
+/* "adopt": threads of an injected runtime's process, read by the injector. */
+static void handle_adopt(int sock, const char **words, int n)
+{
+	char msg[LP_ERR_MAX], *records;
+	int ret;
+
+	if (n < 2 || !(records = strdup(words[1]))) {
+		reply(sock, EINVAL, "adopt needs the threads' records");
+		return;
+	}
+	ret = lp_injected_adopt(records, msg, sizeof(msg));
+	free(records);
+	reply(sock, -ret, msg);
+}
+
 /* Returns true when @sock was kept as a waiter. */
 static bool dispatch(int sock, struct lp_msg *msg)
 {
@@ -313,6 +329,8 @@ static bool dispatch(int sock, struct lp_msg *msg)
 	int n = lp_proto_words(msg, words, LP_PROTO_MAX_ARGS);
 	size_t len;
 
+	/* Threads registered after the fact leave without a word. */
+	lp_tasks_prune();
 	if (msg->type != LP_MSG_REQUEST || n < 1)
 		reply(sock, EPROTO, "malformed request");
 	else if (strcmp(words[0], "apply") == 0)
@@ -327,6 +345,10 @@ static bool dispatch(int sock, struct lp_msg *msg)
 		handle_force(sock);
 	else if (strcmp(words[0], "signal") == 0)
 		handle_signal(sock);
+	else if (strcmp(words[0], "runtime") == 0)
+		handle_text(sock, lp_injected_info());
+	else if (strcmp(words[0], "adopt") == 0)
+		handle_adopt(sock, words, n);
 	else
 		reply(sock, EINVAL, "unknown request");
 	return false;
@@ -390,6 +412,7 @@ static void *agent_main(void *arg)
 
 	(void)arg;
 	lp_task_attach_self();
+	lp_injected_setup();
 	/* A forked child continues its parent's transition. */
 	if (lp_transition_info(name, sizeof(name), &target))
 		arm(retry_fd, RETRY_FIRST_MS, false);

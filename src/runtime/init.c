@@ -15,16 +15,16 @@
 /*
  * `lpatch run` preloads the runtime into one program, not into everything
  * that program executes: take it out of LD_PRELOAD for the children.
- * Returns whether it was there.
+ * Returns whether it was there: if not, the runtime was injected into a
+ * running process (or loaded by it), and the environment is left alone.
  */
 static bool drop_from_preload(void)
 {
 	const char *preload = getenv("LD_PRELOAD");
 	char *copy, *kept, *tok, *save = NULL;
+	bool found = false;
 	size_t used = 0;
 	Dl_info self;
-
-	bool found = false;
 
 	if (!preload || !dladdr((void *)drop_from_preload, &self) || !self.dli_fname)
 		return false;
@@ -34,7 +34,7 @@ static bool drop_from_preload(void)
 	if (!copy || !kept) {
 		free(copy);
 		free(kept);
-		return false;
+		return strstr(preload, self.dli_fname) != NULL;
 	}
 	for (tok = strtok_r(copy, ": ", &save); tok; tok = strtok_r(NULL, ": ", &save)) {
 		if (strcmp(tok, self.dli_fname) == 0) {
@@ -43,9 +43,9 @@ static bool drop_from_preload(void)
 		}
 		used += (size_t)sprintf(kept + used, "%s%s", used ? ":" : "", tok);
 	}
-	if (used)
+	if (found && used)
 		setenv("LD_PRELOAD", kept, 1);
-	else
+	else if (found)
 		unsetenv("LD_PRELOAD");
 	free(copy);
 	free(kept);
@@ -88,14 +88,15 @@ __attribute__((constructor)) static void lp_runtime_init(void)
 {
 	char err[LP_ERR_MAX];
 
-	drop_from_preload();
+	lp_injected_init(drop_from_preload());
 	lp_transition_setup();
-	if (lp_text_init() < 0 || lp_threads_init() < 0 || lp_tasks_init() < 0) {
+	/* An injected runtime's code writer and hooks are set up by the agent (injected.c). */
+	if ((!lp_injected && lp_text_init() < 0) || lp_threads_init() < 0 || lp_tasks_init() < 0) {
 		lp_log("runtime disabled: %s", strerror(errno));
 		return;
 	}
 	/* Without the hook, a library loaded later would run unpatched: say so. */
-	if (lp_loader_init(err, sizeof(err)) < 0)
+	if (!lp_injected && lp_loader_init(err, sizeof(err)) < 0)
 		lp_log("libraries loaded from now on are not patched: %s", err);
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	if (lp_agent_start() < 0)

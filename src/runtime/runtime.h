@@ -224,6 +224,7 @@ struct lp_thread {
 	uint8_t state, pending; /* a thread not running yet: what it starts with */
 	const char *blocking;	/* last check: the function that kept it, or NULL */
 	bool unanswered;	/* last check: it did not answer the visit signal */
+	bool adopted;		/* registered after it started (injected runtime) */
 	char reason[96];	/* last check: why it has not switched, or "" */
 };
 extern pthread_mutex_t lp_threads_lock;
@@ -241,6 +242,20 @@ void lp_thread_mark_pending(struct lp_thread *t, int target);
 struct lp_thread *lp_thread_find(pid_t tid, const struct lp_task *task);
 struct lp_thread *lp_thread_find_tid(pid_t tid);
 void lp_thread_forget(struct lp_thread *t);
+int lp_tasks_hook_create(char *err, size_t errlen);
+/* Under lp_mutex; takes lp_threads_lock.  1 registered, 0 known already, -1 no memory. */
+int lp_task_adopt(pid_t tid, uintptr_t tp, uintptr_t stack_lo, uintptr_t stack_hi);
+void lp_tasks_prune(void);
+
+/* hook.c: a function redirected to one of ours for good. */
+int lp_hook(uintptr_t func, size_t size, void *to, void *_Atomic *orig, char *err, size_t errlen);
+
+/* injected.c: a runtime loaded by dlopen() into a running process. */
+extern bool lp_injected;
+void lp_injected_init(bool preloaded);
+void lp_injected_setup(void);
+char *lp_injected_info(void);
+int lp_injected_adopt(char *records, char *msg, size_t len);
 
 /* forbidden.c: the code a switching thread must not be running. */
 struct lp_range {

@@ -111,15 +111,48 @@ require_built() {
 # start_target NAME [ARGS...]: start $TARGETS/NAME under `lpatch run`, its
 # stdin and stdout on fifos, and wait for "ready".  Sets PID.
 start_target() {
+	require_built "$TARGETS/$1"
+	lp_start "$1" "$LPATCH" run -- "$TARGETS/$1" "${@:2}"
+	lp_read_reply "start of $1"
+	[ "$REPLY" = ready ] || fail "$1: expected 'ready', got '$REPLY'"
+}
+
+# start_plain NAME [ARGS...]: the same without the runtime, for `apply` to
+# inject it.  A target whose PID names an agent socket already (one a
+# leftover child of an earlier process holds) is started again: its runtime
+# could not listen there.
+start_plain() {
+	local tries
+	require_built "$TARGETS/$1"
+	for ((tries = 0; tries < 10; tries++)); do
+		lp_start "$1" "$TARGETS/$1" "${@:2}"
+		lp_read_reply "start of $1"
+		[ "$REPLY" = ready ] || fail "$1: expected 'ready', got '$REPLY'"
+		grep -q "@lpatch/$PID\$" /proc/net/unix || return 0
+		log "the agent socket name of $PID is taken: starting $1 again"
+		stop_plain_target
+	done
+	fail "$1: every PID it got names an agent socket already"
+}
+
+# stop_plain_target: end target $PID by closing its input (no reply awaited).
+stop_plain_target() {
+	local fd_in=${LP_FD_IN[$PID]} fd_out=${LP_FD_OUT[$PID]}
+	exec {fd_in}>&- {fd_out}<&-
+	kill -KILL "$PID" 2>/dev/null
+	wait "$PID" 2>/dev/null
+}
+
+# lp_start NAME COMMAND...: run COMMAND with its stdin and stdout on fifos,
+# known as NAME; no reply is awaited.  Sets PID.
+lp_start() {
 	local name=$1 n fd_in fd_out
 	shift
-	require_built "$TARGETS/$name"
 	n=$((++LP_NTARGETS))
 	mkfifo "$TMP/t$n.in" "$TMP/t$n.out" || fail "mkfifo failed"
 	# The target opens its stdin fifo, then its stdout fifo; we open
 	# them in the same order, so neither side waits for the other.
-	"$LPATCH" run -- "$TARGETS/$name" "$@" \
-		<"$TMP/t$n.in" >"$TMP/t$n.out" 2>"$TMP/t$n.err" &
+	"$@" <"$TMP/t$n.in" >"$TMP/t$n.out" 2>"$TMP/t$n.err" &
 	PID=$!
 	LP_PIDS+=("$PID")
 	exec {fd_in}>"$TMP/t$n.in" {fd_out}<"$TMP/t$n.out"
@@ -127,8 +160,6 @@ start_target() {
 	LP_FD_OUT[$PID]=$fd_out
 	LP_ERRFILE[$PID]=$TMP/t$n.err
 	LP_NAME[$PID]=$name
-	lp_read_reply "start of $name"
-	[ "$REPLY" = ready ] || fail "$name: expected 'ready', got '$REPLY'"
 }
 
 # Read one reply line of target $PID into REPLY.
