@@ -412,6 +412,7 @@ static void *agent_main(void *arg)
 
 	(void)arg;
 	lp_task_attach_self();
+	lp_tls_touch_all();
 	lp_injected_setup();
 	/* A forked child continues its parent's transition. */
 	if (lp_transition_info(name, sizeof(name), &target))

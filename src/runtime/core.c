@@ -24,7 +24,7 @@ pthread_mutex_t lp_mutex = PTHREAD_MUTEX_INITIALIZER;
 struct list_head lp_patches = LIST_HEAD_INIT(lp_patches);
 
 /* Whether this thread holds lp_mutex: the loader hook must not wait for it then. */
-static __thread bool holding;
+static __thread bool holding __attribute__((tls_model("initial-exec")));
 
 void lp_lock(void)
 {
@@ -335,6 +335,8 @@ static struct lp_patch_rt *load_patch(int fd, const char *path, const char *name
 	}
 	patch->handle = handle;
 	patch->fd = fd;
+	/* Its callbacks run under lp_mutex. */
+	lp_tls_touch(handle);
 	dl_iterate_phdr(text_range_cb, patch);
 	size_new_funcs(patch, fdpath);
 	note_new_clobbers(patch);

@@ -176,7 +176,12 @@ struct lp_module {
 	uintptr_t probe_addr;  /* ... at this address; 0: none found */
 };
 extern struct list_head lp_modules;
-extern __thread bool lp_loading_patch; /* this thread is dlopen()ing a patch */
+/* tls.c: this thread's dynamic TLS, allocated before it takes lp_mutex. */
+void lp_tls_touch(void *handle);
+void lp_tls_touch_all(void);
+
+/* This thread is dlopen()ing a patch. */
+extern __thread bool lp_loading_patch __attribute__((tls_model("initial-exec")));
 int lp_loader_init(char *err, size_t errlen);
 struct lp_module *lp_module_find(const char *name);
 bool lp_module_matches(struct lp_module *mod, const char *name);
