@@ -44,7 +44,7 @@
 #define FUNC_ALIGN  16
 
 struct list_head lp_modules = LIST_HEAD_INIT(lp_modules);
-__thread bool lp_loading_patch;
+__thread bool lp_loading_patch __attribute__((tls_model("initial-exec")));
 
 /* Objects of other namespaces already reported, so that each is told once. */
 struct foreign {
@@ -351,13 +351,31 @@ static size_t hook_span(uintptr_t brk, char *err, size_t errlen)
 }
 
 /*
+ * dl_iterate_phdr() holds the loader's write lock, which dlopen() takes to
+ * add an object to the list and dlclose() to take objects out and free
+ * them: the list stands still for the walk.  (An injected runtime walks it
+ * while the program's threads may be loading and unloading.)  lp_mutex
+ * comes first, as when object.c looks an object up.
+ */
+static int take_in_cb(struct dl_phdr_info *info, size_t size, void *done)
+{
+	(void)info;
+	(void)size;
+	if (!*(bool *)done)
+		objects_settled(true);
+	*(bool *)done = true;
+	return 1;
+}
+
+/*
  * Take in every object loaded so far, then hook the loader.  None of them
  * is watched: the program's own dependencies are never unloaded, and which
  * of the others dlopen() was asked for (and can be watched) the loader
- * does not tell.  Called before the agent starts.
+ * does not tell.  Called before the agent serves anything.
  */
 int lp_loader_init(char *err, size_t errlen)
 {
+	bool done = false;
 	size_t span;
 
 	if (!_r_debug.r_map || !_r_debug.r_brk) {
@@ -365,7 +383,7 @@ int lp_loader_init(char *err, size_t errlen)
 		return -1;
 	}
 	lp_lock();
-	objects_settled(true);
+	dl_iterate_phdr(take_in_cb, &done);
 	lp_unlock();
 	span = hook_span(_r_debug.r_brk, err, errlen);
 	if (!span)

@@ -14,6 +14,8 @@
 #     library's code as in its file;
 #   - the callbacks run in the kernel's order when the library loads,
 #     unloads and loads again (exact event-log transcript);
+#   - the same with a runtime that came by injection into a process started
+#     without it: the loader hook works from the injected agent as well;
 #   - a copy loaded in another link-map namespace (dlmopen) is reported,
 #     not patched.
 . "$(dirname "$0")/lib.sh"
@@ -132,6 +134,40 @@ lpatch: reverting patch 'coming_cb' on unloading library 'libcoming.so'
 coming_cb: post_unpatch_callback: libcoming.so" ] ||
 	fail "unexpected log for the dependency: $LP_OUT"
 expect_reply loadtop "topped 3011" "patched again"
+stop_target
+
+# --- an injected runtime ----------------------------------------------------
+# The process starts without lpatch; the first apply injects the runtime,
+# whose agent hooks the loader: the library that loads afterwards is
+# patched before its constructor runs, unpatched as it goes, patched again.
+start_plain coming/coming "$LIB"
+lp_ok apply "$PID" "$CP/coming_cb.so"
+[ "$LP_OUT" = "patch 'coming_cb' enabled (1 function in 1 object; 1 not loaded yet)" ] ||
+	fail "apply with injection printed '$LP_OUT'"
+status_json
+jq_true "$(lib_object coming_cb) | (.loaded | not) and (.patched | not)" \
+	"injected: coming_cb waits for libcoming.so"
+expect_reply load "loaded 3010 3010" "injected: the constructor ran coming_cb's version"
+expect_reply unload unloaded
+expect_reply load "loaded 3010 3010" "injected: patched again after the reload"
+lp_ok apply "$PID" "$CP/coming_b.so"
+expect_reply "call 5" 2005 "injected: coming_b on top"
+revert coming_b
+revert coming_cb
+expect_reply "call 5" 11 "injected: both reverted"
+same_bytes "$LIB" coming_value
+lp_ok log "$PID"
+[ "$(sed -n '/loading library/,/coming_b/p' <<<"$LP_OUT")" = "lpatch: applying patch 'coming_cb' to loading library 'libcoming.so'
+coming_cb: pre_patch_callback: libcoming.so
+coming_cb: post_patch_callback: libcoming.so
+coming_cb: pre_unpatch_callback: libcoming.so
+lpatch: reverting patch 'coming_cb' on unloading library 'libcoming.so'
+coming_cb: post_unpatch_callback: libcoming.so
+lpatch: applying patch 'coming_cb' to loading library 'libcoming.so'
+coming_cb: pre_patch_callback: libcoming.so
+coming_cb: post_patch_callback: libcoming.so
+lpatch: enabling patch 'coming_b'" ] ||
+	fail "injected: unexpected coming/going log: $LP_OUT"
 stop_target
 
 # --- another link-map namespace -------------------------------------------
