@@ -16,6 +16,7 @@
 
 #include <json-c/json.h>
 
+#include "common/err.h"
 #include "inject/inject.h"
 #include "protocol/protocol.h"
 
@@ -48,8 +49,6 @@ int lp_cmd_list(int argc, char **argv);
 
 /* report.c: every error is one line on stderr starting with "lpatch: ". */
 void lp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* A reason for the caller to report: snprintf into @buf. */
-void lp_set_err(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Print a usage error and return LP_EXIT_USAGE. */
 int lp_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lp_print_help(FILE *out);

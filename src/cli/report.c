@@ -26,15 +26,6 @@ void lp_error(const char *fmt, ...)
 	va_end(ap);
 }
 
-void lp_set_err(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
-
 int lp_usage_error(const char *fmt, ...)
 {
 	va_list ap;

@@ -114,19 +114,19 @@ static int lp_check_ident(const unsigned char *id, ssize_t n, char *err, size_t 
 	size_t magic = n < SELFMAG ? (size_t)n : SELFMAG;
 
 	if (memcmp(id, ELFMAG, magic) != 0) {
-		lp_elf_set_err(err, errlen, "not an ELF file");
+		lp_set_err(err, errlen, "not an ELF file");
 		return -1;
 	}
 	if (n < (ssize_t)sizeof(Elf64_Ehdr) && (n < EI_NIDENT || id[EI_CLASS] == ELFCLASS64)) {
-		lp_elf_set_err(err, errlen, "not an ELF file (too short)");
+		lp_set_err(err, errlen, "not an ELF file (too short)");
 		return -1;
 	}
 	if (id[EI_CLASS] != ELFCLASS64) {
-		lp_elf_set_err(err, errlen, "not a 64-bit ELF file");
+		lp_set_err(err, errlen, "not a 64-bit ELF file");
 		return -1;
 	}
 	if (id[EI_DATA] != ELFDATA2LSB && id[EI_DATA] != ELFDATA2MSB) {
-		lp_elf_set_err(err, errlen, "not an ELF file (bad byte order)");
+		lp_set_err(err, errlen, "not an ELF file (bad byte order)");
 		return -1;
 	}
 	return 0;
@@ -139,7 +139,7 @@ int lp_elf_check_patch_file(int fd, char *err, size_t errlen)
 	int machine, pie;
 
 	if (n < 0) {
-		lp_elf_set_err(err, errlen, "cannot read the file: %s", strerror(errno));
+		lp_set_err(err, errlen, "cannot read the file: %s", strerror(errno));
 		return -1;
 	}
 	if (lp_check_ident(eh.e_ident, n, err, errlen) < 0)
@@ -148,20 +148,20 @@ int lp_elf_check_patch_file(int fd, char *err, size_t errlen)
 	machine =
 	    eh.e_ident[EI_DATA] == ELFDATA2LSB ? le16toh(eh.e_machine) : be16toh(eh.e_machine);
 	if (machine != EM_X86_64 || eh.e_ident[EI_DATA] != ELFDATA2LSB) {
-		lp_elf_set_err(err, errlen, "ELF for another architecture (machine %d: %s%s)",
-			       machine, lp_machine_name(machine),
-			       eh.e_ident[EI_DATA] == ELFDATA2LSB ? "" : ", big-endian");
+		lp_set_err(err, errlen, "ELF for another architecture (machine %d: %s%s)", machine,
+			   lp_machine_name(machine),
+			   eh.e_ident[EI_DATA] == ELFDATA2LSB ? "" : ", big-endian");
 		return -1;
 	}
 	if (eh.e_type != ET_DYN) {
-		lp_elf_set_err(err, errlen, "not a shared object");
+		lp_set_err(err, errlen, "not a shared object");
 		return -1;
 	}
 	pie = lp_is_pie(fd, &eh);
 	if (pie != 0) {
-		lp_elf_set_err(err, errlen,
-			       pie > 0 ? "not a shared object (a PIE executable)"
-				       : "not an ELF file (truncated)");
+		lp_set_err(err, errlen,
+			   pie > 0 ? "not a shared object (a PIE executable)"
+				   : "not an ELF file (truncated)");
 		return -1;
 	}
 	return 0;

@@ -33,17 +33,6 @@ struct lp_versions {
 	size_t ndefs;
 };
 
-void lp_elf_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* A file opened for libelf; both parts are released by lp_file_close(). */
 struct lp_file {
 	int fd;
@@ -65,17 +54,17 @@ static int lp_file_open(struct lp_file *f, const char *path, char *err, size_t e
 	f->elf = NULL;
 	f->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (f->fd < 0) {
-		lp_elf_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		lp_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	f->elf = elf_begin(f->fd, ELF_C_READ_MMAP, NULL);
 	if (!f->elf) {
-		lp_elf_set_err(err, errlen, "cannot read %s: %s", path, elf_errmsg(-1));
+		lp_set_err(err, errlen, "cannot read %s: %s", path, elf_errmsg(-1));
 		lp_file_close(f);
 		return -1;
 	}
 	if (elf_kind(f->elf) != ELF_K_ELF) {
-		lp_elf_set_err(err, errlen, "%s is not an ELF file", path);
+		lp_set_err(err, errlen, "%s is not an ELF file", path);
 		lp_file_close(f);
 		return -1;
 	}
@@ -371,13 +360,13 @@ static int lp_read_header(struct lp_elf *h, Elf *e, char *err, size_t errlen)
 	GElf_Ehdr ehdr;
 
 	if (!gelf_getehdr(e, &ehdr)) {
-		lp_elf_set_err(err, errlen, "cannot read the ELF header of %s: %s", h->path,
-			       elf_errmsg(-1));
+		lp_set_err(err, errlen, "cannot read the ELF header of %s: %s", h->path,
+			   elf_errmsg(-1));
 		return -1;
 	}
 	if (ehdr.e_type != ET_EXEC && ehdr.e_type != ET_DYN) {
-		lp_elf_set_err(err, errlen, "%s is not an executable or shared object (type %u)",
-			       h->path, (unsigned int)ehdr.e_type);
+		lp_set_err(err, errlen, "%s is not an executable or shared object (type %u)",
+			   h->path, (unsigned int)ehdr.e_type);
 		return -1;
 	}
 	h->machine = ehdr.e_machine;
@@ -391,13 +380,13 @@ struct lp_elf *lp_elf_open(const char *path, uintptr_t bias, const char *debug_r
 	struct lp_elf *h;
 
 	if (elf_version(EV_CURRENT) == EV_NONE) {
-		lp_elf_set_err(err, errlen, "cannot read %s: libelf is too old", path);
+		lp_set_err(err, errlen, "cannot read %s: libelf is too old", path);
 		return NULL;
 	}
 	h = calloc(1, sizeof(*h));
 	if (!h || !(h->path = strdup(path))) {
 		free(h);
-		lp_elf_set_err(err, errlen, "cannot read %s: out of memory", path);
+		lp_set_err(err, errlen, "cannot read %s: out of memory", path);
 		return NULL;
 	}
 	h->bias = bias;
@@ -411,8 +400,8 @@ struct lp_elf *lp_elf_open(const char *path, uintptr_t bias, const char *debug_r
 	if (lp_load_best_table(h, f.elf, debug_root) < 0 || lp_elf_build_index(h) < 0) {
 		int e = elf_errno();
 
-		lp_elf_set_err(err, errlen, "cannot read the symbols of %s: %s", path,
-			       e ? elf_errmsg(e) : "out of memory");
+		lp_set_err(err, errlen, "cannot read the symbols of %s: %s", path,
+			   e ? elf_errmsg(e) : "out of memory");
 		goto fail;
 	}
 	lp_file_close(&f);

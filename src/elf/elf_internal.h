@@ -7,6 +7,7 @@
 #ifndef LP_ELF_INTERNAL_H
 #define LP_ELF_INTERNAL_H
 
+#include "common/err.h"
 #include "lp_elf.h"
 
 #include <stdarg.h>
@@ -43,9 +44,6 @@ struct lp_elf {
 	uint64_t *func_maxend; /* func_maxend[i]: highest end among funcs[0..i] */
 	size_t nfuncs;
 };
-
-void lp_elf_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* Build by_name and funcs once all ents are loaded.  Returns 0 or -1. */
 int lp_elf_build_index(struct lp_elf *elf);

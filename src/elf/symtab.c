@@ -140,20 +140,19 @@ int lp_elf_find(struct lp_elf *elf, const char *name, unsigned long sympos, stru
 			pick = e;
 	}
 	if (count == 0) {
-		lp_elf_set_err(err, errlen, "symbol '%s' not found in %s%s", name, elf->path,
-			       elf->table ? "" : " (it has no symbol table)");
+		lp_set_err(err, errlen, "symbol '%s' not found in %s%s", name, elf->path,
+			   elf->table ? "" : " (it has no symbol table)");
 		return -1;
 	}
 	if (sympos == 0 && count > 1) {
-		lp_elf_set_err(err, errlen,
-			       "symbol '%s' is ambiguous in %s: %lu matches, set old_sympos", name,
-			       elf->path, count);
+		lp_set_err(err, errlen,
+			   "symbol '%s' is ambiguous in %s: %lu matches, set old_sympos", name,
+			   elf->path, count);
 		return -1;
 	}
 	if (!pick) {
-		lp_elf_set_err(err, errlen,
-			       "symbol '%s' position %lu not found in %s (%lu matches)", name,
-			       sympos, elf->path, count);
+		lp_set_err(err, errlen, "symbol '%s' position %lu not found in %s (%lu matches)",
+			   name, sympos, elf->path, count);
 		return -1;
 	}
 	lp_fill_sym(elf, pick, out);

@@ -61,15 +61,15 @@ static int save(struct lp_tracee *t, char *err, size_t errlen)
 	saved.xiov = (struct iovec){saved.xstate, sizeof(saved.xstate)};
 	saved.have_xstate = ptrace(PTRACE_GETREGSET, t->tid, NT_X86_XSTATE, &saved.xiov) == 0;
 	if (!saved.have_xstate) {
-		lp_inject_err(err, errlen, "cannot read the vector registers of thread %d: %s",
-			      (int)t->tid, strerror(errno));
+		lp_set_err(err, errlen, "cannot read the vector registers of thread %d: %s",
+			   (int)t->tid, strerror(errno));
 		return -1;
 	}
 	saved.have_mask =
 	    ptrace(PTRACE_GETSIGMASK, t->tid, sizeof(saved.sigmask), &saved.sigmask) == 0;
 	if (!saved.have_mask) {
-		lp_inject_err(err, errlen, "cannot read the signal mask of thread %d: %s",
-			      (int)t->tid, strerror(errno));
+		lp_set_err(err, errlen, "cannot read the signal mask of thread %d: %s", (int)t->tid,
+			   strerror(errno));
 		return -1;
 	}
 	saved.errno_addr = 0;
@@ -114,9 +114,9 @@ static bool process_gone(pid_t pid)
 static int ended(const struct lp_tracee *t, const char *what, char *err, size_t errlen)
 {
 	if (process_gone(t->pid))
-		lp_inject_err(err, errlen, "the process exited while %s", what);
+		lp_set_err(err, errlen, "the process exited while %s", what);
 	else
-		lp_inject_err(err, errlen, "thread %d exited while %s", (int)t->tid, what);
+		lp_set_err(err, errlen, "thread %d exited while %s", (int)t->tid, what);
 	return -1;
 }
 
@@ -148,8 +148,8 @@ static int call(struct lp_tracee *t, uintptr_t sp, uintptr_t fn, uint64_t a0, ui
 			return 0;
 		}
 		if (t->stop == LP_STOP_SIGNAL) {
-			lp_inject_err(err, errlen, "signal %d at %#llx in thread %d while %s",
-				      t->sig, t->regs.rip, (int)t->tid, what);
+			lp_set_err(err, errlen, "signal %d at %#llx in thread %d while %s", t->sig,
+				   t->regs.rip, (int)t->tid, what);
 			t->sig = 0;
 			return -1;
 		}
@@ -178,14 +178,14 @@ static int lay_out(const struct lp_target *tg, struct lp_tracee *t, const char *
 	*path = (saved.regs.rsp - RED_ZONE - len) & ~(uintptr_t)15;
 	*sp = ((*path - PATH_GAP) & ~(uintptr_t)15) - sizeof(uint64_t);
 	if (!stack || *sp < stack->lo || *path + len - *sp > sizeof(data)) {
-		lp_inject_err(err, errlen, "thread %d has no room on its stack", (int)t->tid);
+		lp_set_err(err, errlen, "thread %d has no room on its stack", (int)t->tid);
 		return -1;
 	}
 	/* One write: the return address 0 at sp, the path above it. */
 	memcpy(data + (*path - *sp), runtime, len);
 	if (lp_mem_write(tg->mem, *sp, data, *path + len - *sp) < 0) {
-		lp_inject_err(err, errlen, "cannot write to the stack of thread %d: %s",
-			      (int)t->tid, strerror(errno));
+		lp_set_err(err, errlen, "cannot write to the stack of thread %d: %s", (int)t->tid,
+			   strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -202,8 +202,8 @@ static int load(const struct lp_target *tg, struct lp_tracee *t, const char *run
 	if (lay_out(tg, t, runtime, &path, &sp, err, errlen) < 0)
 		return -1;
 	if (block_signals(t) < 0) {
-		lp_inject_err(err, errlen, "cannot block the signals of thread %d: %s", (int)t->tid,
-			      strerror(errno));
+		lp_set_err(err, errlen, "cannot block the signals of thread %d: %s", (int)t->tid,
+			   strerror(errno));
 		return -1;
 	}
 	start = lp_now_ns();
@@ -221,8 +221,8 @@ static int load(const struct lp_target *tg, struct lp_tracee *t, const char *run
 	if (call(t, sp, tg->dlerror, 0, 0, &msg, "it read the loader's error", err, errlen) < 0)
 		return -1;
 	read_string(tg->mem, msg, text, sizeof(text));
-	lp_inject_err(err, errlen, "the dynamic loader refused the runtime: %s",
-		      text[0] ? text : "no reason given");
+	lp_set_err(err, errlen, "the dynamic loader refused the runtime: %s",
+		   text[0] ? text : "no reason given");
 	return -1;
 }
 
@@ -240,13 +240,13 @@ int lp_borrow_load(const struct lp_target *tg, struct lp_tracee *t, const char *
 	if (!t->stopped)
 		return ret; /* gone */
 	if (restore(t) < 0 && ret == 0) {
-		lp_inject_err(err, errlen, "cannot restore thread %d: %s", (int)t->tid,
-			      strerror(errno));
+		lp_set_err(err, errlen, "cannot restore thread %d: %s", (int)t->tid,
+			   strerror(errno));
 		ret = -1;
 	}
 	if (lp_tracee_release(t, &saved.regs) < 0 && ret == 0) {
-		lp_inject_err(err, errlen, "cannot let thread %d go: %s", (int)t->tid,
-			      strerror(errno));
+		lp_set_err(err, errlen, "cannot let thread %d go: %s", (int)t->tid,
+			   strerror(errno));
 		ret = -1;
 	}
 	return ret;

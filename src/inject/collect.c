@@ -50,15 +50,15 @@ static int read_one(struct lp_tracee *t, struct lp_thread_rec **recs, size_t *n,
 	if (lp_tracee_stop(t, lp_now_ns() + STOP_WAIT_S * 1000000000ull) < 0) {
 		/* Traced by someone else (the runtime's stopper, a moment): next time. */
 		if (errno == EPERM && !traced(t)) {
-			lp_inject_err(err, errlen, "not permitted to trace thread %d (ptrace: %s)",
-				      (int)t->tid, strerror(errno));
+			lp_set_err(err, errlen, "not permitted to trace thread %d (ptrace: %s)",
+				   (int)t->tid, strerror(errno));
 			return -1;
 		}
 		lp_tracee_release(t, NULL);
 		return 0; /* gone */
 	}
 	if (add(recs, n, cap, t) < 0) {
-		lp_inject_err(err, errlen, "out of memory");
+		lp_set_err(err, errlen, "out of memory");
 		ret = -1;
 	}
 	lp_tracee_let_go(t);
@@ -99,12 +99,12 @@ int lp_inject_collect(pid_t pid, const pid_t *known, size_t nknown, struct lp_th
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)lp_proc_live_thread(pid));
 	mem = open(path, O_RDONLY | O_CLOEXEC);
 	if (mem < 0) {
-		lp_inject_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		lp_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (lp_proc_tasks(pid, &tids, &ntids) < 0) {
-		lp_inject_err(err, errlen, "cannot list the threads of process %d: %s", (int)pid,
-			      strerror(errno));
+		lp_set_err(err, errlen, "cannot list the threads of process %d: %s", (int)pid,
+			   strerror(errno));
 		close(mem);
 		return -1;
 	}

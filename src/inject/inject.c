@@ -156,8 +156,8 @@ static int try_thread(struct search *s, pid_t tid, char *err, size_t errlen)
 		int e = errno;
 
 		if (e == EPERM) {
-			lp_inject_err(err, errlen, "not permitted to trace it (ptrace: %s)",
-				      strerror(e));
+			lp_set_err(err, errlen, "not permitted to trace it (ptrace: %s)",
+				   strerror(e));
 			return -1;
 		}
 		if (t.seized && e == ETIMEDOUT)
@@ -197,7 +197,7 @@ static int round_of(struct search *s, char *err, size_t errlen)
 
 	if (lp_proc_tasks(s->tg.pid, &tids, &n) < 0 || n == 0) {
 		free(tids);
-		lp_inject_err(err, errlen, "the process exited");
+		lp_set_err(err, errlen, "the process exited");
 		return -1;
 	}
 	running = calloc(n, sizeof(*running));
@@ -239,10 +239,10 @@ static void no_safe_point(const struct search *s, char *err, size_t errlen)
 {
 	size_t len;
 
-	lp_inject_err(err, errlen,
-		      "no thread came to a point where it could load the runtime "
-		      "within %d s",
-		      INJECT_WAIT_S);
+	lp_set_err(err, errlen,
+		   "no thread came to a point where it could load the runtime "
+		   "within %d s",
+		   INJECT_WAIT_S);
 	for (size_t i = 0; i < s->nverdicts && i < MAX_NAMED; i++) {
 		char name[32];
 

@@ -10,10 +10,9 @@
 #include <sys/types.h>
 #include <sys/user.h>
 
+#include "common/err.h"
 #include "inject/inject.h"
 
-void lp_inject_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 uint64_t lp_now_ns(void);
 int lp_inject_boost(void);
 void lp_inject_unboost(int old);

@@ -14,17 +14,6 @@
 
 #include "inject/internal.h"
 
-void lp_inject_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 void lp_maps_free(struct lp_maps *m)
 {
 	for (size_t i = 0; i < m->n; i++)
@@ -84,7 +73,7 @@ int lp_maps_read(pid_t pid, struct lp_maps *m, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	f = fopen(path, "re");
 	if (!f) {
-		lp_inject_err(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		lp_set_err(err, errlen, "cannot read %s: %s", path, strerror(errno));
 		return -1;
 	}
 	while (getline(&line, &size, f) > 0) {
@@ -110,7 +99,7 @@ int lp_maps_read(pid_t pid, struct lp_maps *m, char *err, size_t errlen)
 	free(line);
 	fclose(f);
 	if (ret < 0) {
-		lp_inject_err(err, errlen, "out of memory");
+		lp_set_err(err, errlen, "out of memory");
 		lp_maps_free(m);
 	}
 	return ret;

@@ -291,20 +291,20 @@ struct lp_stack *lp_stack_new(const struct lp_target *tg, char *err, size_t errl
 	struct lp_stack *s = calloc(1, sizeof(*s));
 
 	if (!s) {
-		lp_inject_err(err, errlen, "out of memory");
+		lp_set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	s->tg = tg;
 	elf_version(EV_CURRENT);
 	s->dwfl = dwfl_begin(&dwfl_callbacks);
 	if (!s->dwfl) {
-		lp_inject_err(err, errlen, "dwfl_begin: %s", dwfl_errmsg(-1));
+		lp_set_err(err, errlen, "dwfl_begin: %s", dwfl_errmsg(-1));
 		goto fail;
 	}
 	dwfl_report_begin(s->dwfl);
 	if (dwfl_linux_proc_report(s->dwfl, tg->proc) != 0 ||
 	    dwfl_report_end(s->dwfl, NULL, NULL) != 0) {
-		lp_inject_err(err, errlen, "cannot read the modules of process %d", (int)tg->pid);
+		lp_set_err(err, errlen, "cannot read the modules of process %d", (int)tg->pid);
 		goto fail;
 	}
 	memcpy(s->ehdr.e_ident, ELFMAG, SELFMAG);
@@ -318,7 +318,7 @@ struct lp_stack *lp_stack_new(const struct lp_target *tg, char *err, size_t errl
 	s->arch_elf = elf_memory((char *)&s->ehdr, sizeof(s->ehdr));
 	if (!s->arch_elf ||
 	    !dwfl_attach_state(s->dwfl, s->arch_elf, tg->pid, &thread_callbacks, s)) {
-		lp_inject_err(err, errlen, "cannot set up unwinding: %s", dwfl_errmsg(-1));
+		lp_set_err(err, errlen, "cannot set up unwinding: %s", dwfl_errmsg(-1));
 		goto fail;
 	}
 	dwfl_getmodules(s->dwfl, warm_module, NULL, 0);

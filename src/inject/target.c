@@ -68,17 +68,17 @@ static int read_elf(const char *path, char *interp, size_t len, uintptr_t *first
 	int ret = -1;
 
 	if (fd < 0) {
-		lp_inject_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		lp_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	elf_version(EV_CURRENT);
 	elf = elf_begin(fd, ELF_C_READ, NULL);
 	if (!elf || !gelf_getehdr(elf, &eh) || elf_getphdrnum(elf, &nph) != 0) {
-		lp_inject_err(err, errlen, "%s is not an ELF file", path);
+		lp_set_err(err, errlen, "%s is not an ELF file", path);
 		goto out;
 	}
 	if (eh.e_machine != EM_X86_64) {
-		lp_inject_err(err, errlen, "it is not an x86-64 program");
+		lp_set_err(err, errlen, "it is not an x86-64 program");
 		goto out;
 	}
 	interp[0] = '\0';
@@ -126,16 +126,16 @@ static int check_libc(struct lp_target *tg, char *err, size_t errlen)
 	if (read_elf(exe, interp, sizeof(interp), &first, err, errlen) < 0)
 		return -1;
 	if (!interp[0]) {
-		lp_inject_err(err, errlen,
-			      "it is statically linked: no dynamic loader to load "
-			      "the runtime");
+		lp_set_err(err, errlen,
+			   "it is statically linked: no dynamic loader to load "
+			   "the runtime");
 		return -1;
 	}
 	ld = find_file(&tg->maps, base_name(interp), false);
 	libc = find_file(&tg->maps, "libc.so.6", false);
 	if (strstr(base_name(interp), "musl") || !libc || !ld) {
-		lp_inject_err(err, errlen, "it does not use glibc (its loader is %s%s)", interp,
-			      libc ? "" : ", and it has no libc.so.6");
+		lp_set_err(err, errlen, "it does not use glibc (its loader is %s%s)", interp,
+			   libc ? "" : ", and it has no libc.so.6");
 		return -1;
 	}
 	tg->ld_path = ld->path;
@@ -164,7 +164,7 @@ static int find_safe(struct lp_target *tg, char *err, size_t errlen)
 				uintptr_t *v = reallocarray(tg->safe, ncap, sizeof(*v));
 
 				if (!v) {
-					lp_inject_err(err, errlen, "out of memory");
+					lp_set_err(err, errlen, "out of memory");
 					return -1;
 				}
 				tg->safe = v;
@@ -191,7 +191,7 @@ static int open_libc(struct lp_target *tg, char *err, size_t errlen)
 		    tg->maps.v[i].offset == 0)
 			m = &tg->maps.v[i];
 	if (!m) {
-		lp_inject_err(err, errlen, "cannot find where libc.so.6 is loaded");
+		lp_set_err(err, errlen, "cannot find where libc.so.6 is loaded");
 		return -1;
 	}
 	root_path(tg->proc, tg->libc_path, path, sizeof(path));
@@ -201,8 +201,7 @@ static int open_libc(struct lp_target *tg, char *err, size_t errlen)
 	if (!tg->libc)
 		return -1;
 	if (lp_elf_find(tg->libc, "dlopen@@GLIBC_2.34", 0, &sym, NULL, 0) < 0) {
-		lp_inject_err(err, errlen,
-			      "its glibc is older than 2.34 (no dlopen() in libc.so.6)");
+		lp_set_err(err, errlen, "its glibc is older than 2.34 (no dlopen() in libc.so.6)");
 		return -1;
 	}
 	tg->dlopen = sym.addr;
@@ -259,29 +258,29 @@ static int check_runtime(struct lp_target *tg, const char *runtime, char *err, s
 	const struct lp_map *loaded = find_file(&tg->maps, "liblpatch.so", false);
 
 	if (loaded) {
-		lp_inject_err(err, errlen, "it has a runtime loaded already (%s) but no agent",
-			      loaded->path);
+		lp_set_err(err, errlen, "it has a runtime loaded already (%s) but no agent",
+			   loaded->path);
 		return -1;
 	}
 	root_path(tg->proc, runtime, theirs, sizeof(theirs));
 	if (stat(runtime, &a) < 0) {
-		lp_inject_err(err, errlen, "runtime %s: %s", runtime, strerror(errno));
+		lp_set_err(err, errlen, "runtime %s: %s", runtime, strerror(errno));
 		return -1;
 	}
 	if (stat(theirs, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
-		lp_inject_err(err, errlen,
-			      "the runtime %s is not the same file at that path for the process "
-			      "(another mount namespace?)",
-			      runtime);
+		lp_set_err(err, errlen,
+			   "the runtime %s is not the same file at that path for the process "
+			   "(another mount namespace?)",
+			   runtime);
 		return -1;
 	}
 	/* A sanitizer runtime must come first: loading it late aborts the process. */
 	/* It is mapped under its file's name: libasan.so.8 is libasan.so.8.0.0. */
 	if (needs(runtime, "libasan.so", lib, sizeof(lib)) && !find_file(&tg->maps, lib, true)) {
-		lp_inject_err(err, errlen,
-			      "the runtime %s is built with AddressSanitizer, and the process "
-			      "has not loaded %s",
-			      runtime, lib);
+		lp_set_err(err, errlen,
+			   "the runtime %s is built with AddressSanitizer, and the process "
+			   "has not loaded %s",
+			   runtime, lib);
 		return -1;
 	}
 	return 0;
@@ -294,11 +293,11 @@ static int check_process(struct lp_target *tg, char *err, size_t errlen)
 
 	if (lp_proc_status(tg->pid, tg->pid, "TracerPid", tracer, sizeof(tracer)) &&
 	    atoi(tracer) != 0) {
-		lp_inject_err(err, errlen, "it is traced by process %s (a debugger?)", tracer);
+		lp_set_err(err, errlen, "it is traced by process %s (a debugger?)", tracer);
 		return -1;
 	}
 	if (lp_proc_sigset(tg->pid, tg->pid, "SigIgn") & (1ull << (SIGSEGV - 1))) {
-		lp_inject_err(err, errlen, "it ignores SIGSEGV, which injecting needs");
+		lp_set_err(err, errlen, "it ignores SIGSEGV, which injecting needs");
 		return -1;
 	}
 	return 0;
@@ -312,7 +311,7 @@ int lp_target_open(struct lp_target *tg, pid_t pid, const char *runtime, char *e
 	snprintf(path, sizeof(path), "/proc/%d/mem", (int)tg->proc);
 	tg->mem = open(path, O_RDWR | O_CLOEXEC);
 	if (tg->mem < 0) {
-		lp_inject_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		lp_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (lp_maps_read(tg->proc, &tg->maps, err, errlen) < 0 ||

@@ -41,6 +41,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "runtime/unwind.h"
 
 struct text_range {
@@ -128,17 +129,6 @@ static const Dwfl_Callbacks dwfl_callbacks = {
     .find_debuginfo = find_debuginfo,
     .debuginfo_path = &debuginfo_path,
 };
-
-static void set_msg(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!buf || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
 
 /* Marks the unwind in progress unreliable; only the first reason is kept. */
 static int fail(struct lp_unwinder *u, const char *fmt, ...)
@@ -426,9 +416,9 @@ int lp_unwind(struct lp_unwinder *u, const struct lp_regs *regs, lp_mem_read_fn 
 	const uint32_t need = (1u << LP_UNWIND_RSP) | (1u << LP_UNWIND_RIP);
 	int rc, ret;
 
-	set_msg(why, whylen, "%s", "");
+	lp_set_err(why, whylen, "%s", "");
 	if ((regs->known & need) != need) {
-		set_msg(why, whylen, "rsp and rip are required");
+		lp_set_err(why, whylen, "rsp and rip are required");
 		return -1;
 	}
 	pthread_mutex_lock(&u->lock);
@@ -481,7 +471,7 @@ static int report(struct lp_unwinder *u, bool force, char *err, size_t errlen)
 	dl_iterate_phdr(add_text, &t);
 	if (t.nomem) {
 		free(t.r);
-		set_msg(err, errlen, "out of memory");
+		lp_set_err(err, errlen, "out of memory");
 		return -1;
 	}
 	qsort(t.r, t.n, sizeof(*t.r), cmp_range);
@@ -495,10 +485,10 @@ static int report(struct lp_unwinder *u, bool force, char *err, size_t errlen)
 	rc = dwfl_linux_proc_report(u->dwfl, (pid_t)syscall(SYS_gettid));
 	if (dwfl_report_end(u->dwfl, NULL, NULL) != 0 || rc != 0) {
 		if (rc > 0)
-			set_msg(err, errlen, "reading /proc/%d/maps: %s", (int)u->pid,
-				strerror(rc));
+			lp_set_err(err, errlen, "reading /proc/%d/maps: %s", (int)u->pid,
+				   strerror(rc));
 		else
-			set_msg(err, errlen, "reporting modules: %s", dwfl_errmsg(-1));
+			lp_set_err(err, errlen, "reporting modules: %s", dwfl_errmsg(-1));
 		/* Report again next time. */
 		u->adds = u->subs = ~0ULL;
 		return -1;
@@ -534,14 +524,14 @@ struct lp_unwinder *lp_unwinder_new(char *err, size_t errlen)
 	elf_version(EV_CURRENT);
 	u = calloc(1, sizeof(*u));
 	if (!u) {
-		set_msg(err, errlen, "out of memory");
+		lp_set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	pthread_mutex_init(&u->lock, NULL);
 	u->pid = getpid();
 	u->dwfl = dwfl_begin(&dwfl_callbacks);
 	if (!u->dwfl) {
-		set_msg(err, errlen, "dwfl_begin: %s", dwfl_errmsg(-1));
+		lp_set_err(err, errlen, "dwfl_begin: %s", dwfl_errmsg(-1));
 		goto fail;
 	}
 	if (report(u, true, err, errlen))
@@ -557,11 +547,11 @@ struct lp_unwinder *lp_unwinder_new(char *err, size_t errlen)
 	u->ehdr.e_ehsize = sizeof(u->ehdr);
 	u->arch_elf = elf_memory((char *)&u->ehdr, sizeof(u->ehdr));
 	if (!u->arch_elf) {
-		set_msg(err, errlen, "elf_memory: %s", elf_errmsg(-1));
+		lp_set_err(err, errlen, "elf_memory: %s", elf_errmsg(-1));
 		goto fail;
 	}
 	if (!dwfl_attach_state(u->dwfl, u->arch_elf, u->pid, &thread_callbacks, u)) {
-		set_msg(err, errlen, "dwfl_attach_state: %s", dwfl_errmsg(-1));
+		lp_set_err(err, errlen, "dwfl_attach_state: %s", dwfl_errmsg(-1));
 		goto fail;
 	}
 	return u;

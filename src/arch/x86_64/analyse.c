@@ -6,23 +6,11 @@
 #include "lp_arch.h"
 #include "insn.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #define ENDBR64_SIZE 4
 #define INT3_BYTE    0xcc
-
-void lp_arch_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 enum lp_decode_status lp_insn_decode(const uint8_t *code, size_t len, uintptr_t addr,
 				     struct lp_insn *in)
@@ -147,7 +135,7 @@ static int check_displaced(const struct lp_insn *in, size_t off, char *err, size
 	const char *name = ZydisMnemonicGetString(m);
 
 	if (m == ZYDIS_MNEMONIC_CALL) {
-		lp_arch_err(err, errlen, "call at +0x%zx in the displaced bytes", off);
+		lp_set_err(err, errlen, "call at +0x%zx in the displaced bytes", off);
 		return -1;
 	}
 	if (is_unsupported(m))
@@ -162,7 +150,7 @@ static int check_displaced(const struct lp_insn *in, size_t off, char *err, size
 	return 0;
 
 unsupported:
-	lp_arch_err(err, errlen, "unsupported instruction %s at +0x%zx", name ? name : "?", off);
+	lp_set_err(err, errlen, "unsupported instruction %s at +0x%zx", name ? name : "?", off);
 	return -1;
 }
 
@@ -196,12 +184,12 @@ static int decode_displaced(struct analysis *a, struct lp_insn *in)
 	if (off < a->size)
 		st = lp_insn_decode(a->code + off, a->size - off, a->addr + off, in);
 	if (st == LP_DECODE_TRUNCATED) {
-		lp_arch_err(a->err, a->errlen, "function too short: %zu bytes, need %d at +%zu",
-			    a->size, LP_JMP_SIZE, a->site_off);
+		lp_set_err(a->err, a->errlen, "function too short: %zu bytes, need %d at +%zu",
+			   a->size, LP_JMP_SIZE, a->site_off);
 		return -1;
 	}
 	if (st == LP_DECODE_INVALID) {
-		lp_arch_err(a->err, a->errlen, "cannot decode instruction at +0x%zx", off);
+		lp_set_err(a->err, a->errlen, "cannot decode instruction at +0x%zx", off);
 		return -1;
 	}
 	return 0;
@@ -265,7 +253,7 @@ static int scan_body(const struct analysis *a)
 
 		if (lp_insn_decode(a->code + off, a->size - off, a->addr + off, &in) !=
 		    LP_DECODE_OK) {
-			lp_arch_err(a->err, a->errlen, "cannot decode instruction at +0x%zx", off);
+			lp_set_err(a->err, a->errlen, "cannot decode instruction at +0x%zx", off);
 			return -1;
 		}
 		rel = lp_insn_rel_imm(&in);
@@ -273,9 +261,9 @@ static int scan_body(const struct analysis *a)
 			continue;
 		t = lp_insn_target(&in, rel);
 		if (t > lo && t < hi) {
-			lp_arch_err(a->err, a->errlen,
-				    "branch at +0x%zx into the displaced bytes (+0x%zx)", off,
-				    (size_t)(t - a->addr));
+			lp_set_err(a->err, a->errlen,
+				   "branch at +0x%zx into the displaced bytes (+0x%zx)", off,
+				   (size_t)(t - a->addr));
 			return -1;
 		}
 	}
@@ -296,7 +284,7 @@ int lp_arch_analyse(const uint8_t *code, size_t size, uintptr_t addr, struct lp_
 
 	memset(out, 0, sizeof(*out));
 	if (!size) {
-		lp_arch_err(err, errlen, "unknown function size");
+		lp_set_err(err, errlen, "unknown function size");
 		return -1;
 	}
 	if (has_endbr64(code, size))

@@ -13,6 +13,8 @@
 
 #include <Zydis/Zydis.h>
 
+#include "common/err.h"
+
 /* One decoded instruction with its operands and where it runs. */
 struct lp_insn {
 	ZydisDecodedInstruction zi;
@@ -42,10 +44,6 @@ uintptr_t lp_insn_target(const struct lp_insn *in, const ZydisDecodedOperand *op
 
 /* The condition code (low nibble of 0x70 + cc) of a jcc, or -1. */
 int lp_insn_jcc_cc(const struct lp_insn *in);
-
-/* snprintf into @err when there is room for it. */
-void lp_arch_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* Whether @to - @from fits a signed 32-bit displacement. */
 static inline bool lp_fits_rel32(uintptr_t from, uintptr_t to)

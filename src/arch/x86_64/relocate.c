@@ -98,7 +98,7 @@ static int relocate_one(const struct lp_prologue *p, size_t i, struct lp_emit *e
 
 	if (off >= p->len ||
 	    lp_insn_decode(p->orig + off, p->len - off, p->site + off, &in) != LP_DECODE_OK) {
-		lp_arch_err(err, errlen, "cannot decode instruction at +0x%zx", func_off);
+		lp_set_err(err, errlen, "cannot decode instruction at +0x%zx", func_off);
 		return -1;
 	}
 	op = lp_insn_rel_imm(&in);
@@ -108,9 +108,9 @@ static int relocate_one(const struct lp_prologue *p, size_t i, struct lp_emit *e
 	}
 	op = lp_insn_rip_mem(&in);
 	if (op && emit_rip_mem(e, at, &in, op, p->orig + off)) {
-		lp_arch_err(err, errlen,
-			    "RIP-relative operand at +0x%zx out of reach from the trampoline",
-			    func_off);
+		lp_set_err(err, errlen,
+			   "RIP-relative operand at +0x%zx out of reach from the trampoline",
+			   func_off);
 		return -1;
 	}
 	if (!op)
@@ -125,7 +125,7 @@ ssize_t lp_arch_relocate(const struct lp_prologue *p, uint8_t *buf, size_t bufsi
 	size_t i;
 
 	if (p->ninsns > LP_MAX_INSNS || p->len > LP_MAX_DISPLACED) {
-		lp_arch_err(err, errlen, "invalid prologue description");
+		lp_set_err(err, errlen, "invalid prologue description");
 		return -1;
 	}
 	for (i = 0; i < p->ninsns; i++) {
@@ -136,7 +136,7 @@ ssize_t lp_arch_relocate(const struct lp_prologue *p, uint8_t *buf, size_t bufsi
 	}
 	emit_jmp(&e, at, p->site + p->len);
 	if (e.overflow) {
-		lp_arch_err(err, errlen, "trampoline buffer too small (%zu bytes)", bufsize);
+		lp_set_err(err, errlen, "trampoline buffer too small (%zu bytes)", bufsize);
 		return -1;
 	}
 	return (ssize_t)e.pos;
