@@ -17,45 +17,11 @@
 
 enum { HOOK_SLOT, HOOK_SLOT_UNUSED };
 
+/* The stubs jump through one slot whatever the thread's state. */
+static const struct lp_ops_slots hook_slots = {HOOK_SLOT, HOOK_SLOT, HOOK_SLOT, HOOK_SLOT_UNUSED};
+
 /* Never freed: a thread may be in a hook's stubs, and the trap handler reads them. */
 static struct list_head hooks = LIST_HEAD_INIT(hooks);
-
-/* The stubs jump through one slot whatever the thread's state; the orig stub follows. */
-static int write_code(struct lp_ops *ops, void *to, char *err, size_t errlen)
-{
-	uint8_t code[LP_TRAMP_CODE_SIZE];
-	struct lp_stub_layout layout = {
-	    .at = ops->stubs,
-	    .slot_target = (uintptr_t)&ops->slots[HOOK_SLOT],
-	    .slot_patched = (uintptr_t)&ops->slots[HOOK_SLOT],
-	    .slot_unpatched = (uintptr_t)&ops->slots[HOOK_SLOT],
-	    .slot_switch = (uintptr_t)&ops->slots[HOOK_SLOT_UNUSED],
-	    .state_tpoff = lp_task_tpoff(&lp_current.state),
-	    .pending_tpoff = lp_task_tpoff(&lp_current.pending),
-	    .state_unpatched = LP_TASK_UNPATCHED,
-	};
-	ssize_t n;
-
-	memset(code, 0xcc, sizeof(code));
-	if (lp_arch_emit_stubs(&layout, code, sizeof(code), &ops->off) < 0) {
-		snprintf(err, errlen, "cannot lay out the stubs for %#lx",
-			 (unsigned long)ops->prologue.func);
-		return -1;
-	}
-	ops->orig = ops->stubs + ops->off.size;
-	n = lp_arch_relocate(&ops->prologue, code + ops->off.size, sizeof(code) - ops->off.size,
-			     ops->orig, ops->insn_map, err, errlen);
-	if (n < 0)
-		return -1;
-	ops->slots[HOOK_SLOT] = (uintptr_t)to;
-	ops->slots[HOOK_SLOT_UNUSED] = ops->orig;
-	if (lp_text_write(ops->stubs, code, ops->off.size + (size_t)n) < 0) {
-		snprintf(err, errlen, "cannot write the trampoline of %#lx",
-			 (unsigned long)ops->prologue.func);
-		return -1;
-	}
-	return 0;
-}
 
 /*
  * Redirect the function at @func (@size bytes) to @to.  *@orig is where
@@ -81,7 +47,7 @@ int lp_hook(uintptr_t func, size_t size, void *to, void *_Atomic *orig, char *er
 	list_init(&ops->func_stack);
 	/* The trampoline memory stays reserved on failure; it was never reachable. */
 	if (lp_tramp_alloc(func, &ops->stubs, &ops->slots, err, errlen) < 0 ||
-	    write_code(ops, to, err, errlen) < 0) {
+	    lp_ops_write_code(ops, &hook_slots, (uintptr_t)to, 0, err, errlen) < 0) {
 		free(ops);
 		return -1;
 	}

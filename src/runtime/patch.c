@@ -16,6 +16,9 @@
 
 enum { SLOT_TARGET, SLOT_PATCHED, SLOT_UNPATCHED, SLOT_SWITCH };
 
+static const struct lp_ops_slots patch_slots = {SLOT_TARGET, SLOT_PATCHED, SLOT_UNPATCHED,
+						SLOT_SWITCH};
+
 static struct list_head ops_list = LIST_HEAD_INIT(ops_list);
 
 static struct lp_ops *ops_find(uintptr_t func)
@@ -28,16 +31,23 @@ static struct lp_ops *ops_find(uintptr_t func)
 	return NULL;
 }
 
-/* Lay out the stubs and the relocated prologue, then write them once. */
-static int ops_write_code(struct lp_ops *ops, char *err, size_t errlen)
+/*
+ * Lay out @ops's stubs, which jump through the slots @slots names, and the
+ * relocated prologue after them; fill the slots (the three a call may take
+ * with @target, 0 for the relocated original; the self-switch slot with
+ * @self_switch, 0 for the same); then write the code once.  Shared with
+ * the hooks of hook.c, whose stubs take one slot whatever the thread.
+ */
+int lp_ops_write_code(struct lp_ops *ops, const struct lp_ops_slots *slots, uintptr_t target,
+		      uintptr_t self_switch, char *err, size_t errlen)
 {
 	uint8_t code[LP_TRAMP_CODE_SIZE];
 	struct lp_stub_layout layout = {
 	    .at = ops->stubs,
-	    .slot_target = (uintptr_t)&ops->slots[SLOT_TARGET],
-	    .slot_patched = (uintptr_t)&ops->slots[SLOT_PATCHED],
-	    .slot_unpatched = (uintptr_t)&ops->slots[SLOT_UNPATCHED],
-	    .slot_switch = (uintptr_t)&ops->slots[SLOT_SWITCH],
+	    .slot_target = (uintptr_t)&ops->slots[slots->target],
+	    .slot_patched = (uintptr_t)&ops->slots[slots->patched],
+	    .slot_unpatched = (uintptr_t)&ops->slots[slots->unpatched],
+	    .slot_switch = (uintptr_t)&ops->slots[slots->self_switch],
 	    .state_tpoff = lp_task_tpoff(&lp_current.state),
 	    .pending_tpoff = lp_task_tpoff(&lp_current.pending),
 	    .state_unpatched = LP_TASK_UNPATCHED,
@@ -55,11 +65,13 @@ static int ops_write_code(struct lp_ops *ops, char *err, size_t errlen)
 			     ops->orig, ops->insn_map, err, errlen);
 	if (n < 0)
 		return -1;
-	for (int i = SLOT_TARGET; i <= SLOT_UNPATCHED; i++)
-		ops->slots[i] = ops->orig;
-	ops->slots[SLOT_SWITCH] = (uintptr_t)lp_arch_switch_entry;
+	ops->slots[slots->target] = target ? target : ops->orig;
+	ops->slots[slots->patched] = target ? target : ops->orig;
+	ops->slots[slots->unpatched] = target ? target : ops->orig;
+	ops->slots[slots->self_switch] = self_switch ? self_switch : ops->orig;
 	if (lp_text_write(ops->stubs, code, ops->off.size + (size_t)n) < 0) {
-		snprintf(err, errlen, "cannot write the trampoline: %s", strerror(errno));
+		snprintf(err, errlen, "cannot write the trampoline of %#lx: %s",
+			 (unsigned long)ops->prologue.func, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -79,7 +91,8 @@ static struct lp_ops *ops_create(const struct lp_prologue *prologue, char *err, 
 		free(ops);
 		return NULL;
 	}
-	if (ops_write_code(ops, err, errlen) < 0) {
+	if (lp_ops_write_code(ops, &patch_slots, 0, (uintptr_t)lp_arch_switch_entry, err, errlen) <
+	    0) {
 		lp_tramp_free(ops->stubs, ops->slots);
 		free(ops);
 		return NULL;

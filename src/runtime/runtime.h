@@ -204,6 +204,12 @@ void lp_unpatch_object(struct lp_object_rt *obj, enum lp_unpatch how);
 void lp_unpatch_func(struct lp_func_rt *func);
 uint8_t *lp_func_original_code(uintptr_t addr, size_t size);
 int lp_ops_hook(uintptr_t addr, size_t size, void *handler, char *err, size_t errlen);
+/* Which of an lp_ops's slots its stubs jump through, by the stubs' purpose. */
+struct lp_ops_slots {
+	unsigned int target, patched, unpatched, self_switch;
+};
+int lp_ops_write_code(struct lp_ops *ops, const struct lp_ops_slots *slots, uintptr_t target,
+		      uintptr_t self_switch, char *err, size_t errlen);
 
 /* regs.c: a replacement may change no register its original leaves alone. */
 struct lp_elf;
