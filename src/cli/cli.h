@@ -51,6 +51,8 @@ int lp_cmd_list(int argc, char **argv);
 void lp_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print a usage error and return LP_EXIT_USAGE. */
 int lp_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The command name of @pid, "?" when it cannot be read. */
+void lp_read_comm(pid_t pid, char *comm, size_t size);
 void lp_print_help(FILE *out);
 /* Flatten text from the runtime to one line (control characters to spaces). */
 void lp_one_line(char *s);

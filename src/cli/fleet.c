@@ -28,20 +28,6 @@ struct result {
 	struct lp_runtime_report rep;
 };
 
-static void read_comm(pid_t pid, char *comm, size_t size)
-{
-	char path[32];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	f = fopen(path, "re");
-	if (!f || !fgets(comm, (int)size, f))
-		snprintf(comm, size, "?");
-	comm[strcspn(comm, "\n")] = '\0';
-	if (f)
-		fclose(f);
-}
-
 /* The last line of @text, without "lpatch: " and @prefix. */
 static void last_line(const char *text, const char *prefix, char *buf, size_t size)
 {
@@ -190,7 +176,7 @@ int lp_apply_many(const pid_t *pids, size_t n, const struct lp_apply_target *a)
 	}
 	for (size_t i = 0; i < n; i++) {
 		res[i] = (struct result){.pid = pids[i]};
-		read_comm(pids[i], res[i].comm, sizeof(res[i].comm));
+		lp_read_comm(pids[i], res[i].comm, sizeof(res[i].comm));
 	}
 	lp_pool_run(n, PARALLEL, apply_one, applied, &(struct fleet){res, a});
 	for (size_t i = 0; i < n; i++)

@@ -109,7 +109,7 @@ static int find_agents(struct pids *pids)
 	return ret;
 }
 
-static void read_comm(pid_t pid, char *comm, size_t size)
+void lp_read_comm(pid_t pid, char *comm, size_t size)
 {
 	char path[32];
 	FILE *f;
@@ -168,7 +168,7 @@ static int probe(size_t i, void *arg)
 	/* Refusals and timeouts are reported and skipped; the gone, only skipped. */
 	if (lp_query_status(pid, false, LP_REQ_PROBE, LIST_TIMEOUT, &status) != LP_REQ_OK)
 		return LP_EXIT_FAIL;
-	read_comm(pid, comm, sizeof(comm));
+	lp_read_comm(pid, comm, sizeof(comm));
 	entry = json_entry(pid, comm, status);
 	fputs(json_object_to_json_string_ext(entry, JSON_C_TO_STRING_PLAIN |
 							JSON_C_TO_STRING_NOSLASHESCAPE),
