@@ -30,6 +30,14 @@ lib_object() {
 		select(.name == "libcoming.so"))' "$1"
 }
 
+# coming_cb's transcript as libcoming.so loads, and as it unloads.
+CB_COMING="lpatch: applying patch 'coming_cb' to loading library 'libcoming.so'
+coming_cb: pre_patch_callback: libcoming.so
+coming_cb: post_patch_callback: libcoming.so"
+CB_GOING="coming_cb: pre_unpatch_callback: libcoming.so
+lpatch: reverting patch 'coming_cb' on unloading library 'libcoming.so'
+coming_cb: post_unpatch_callback: libcoming.so"
+
 # --- two patches, applied before the library loads ------------------------
 start_target coming/coming "$LIB"
 lp_ok apply "$PID" "$CP/coming_a.so"
@@ -94,15 +102,9 @@ lpatch: 'coming_cb': starting patching transition
 lpatch: 'coming_cb': completing patching transition
 coming_cb: post_patch_callback: main
 lpatch: 'coming_cb': patching complete
-lpatch: applying patch 'coming_cb' to loading library 'libcoming.so'
-coming_cb: pre_patch_callback: libcoming.so
-coming_cb: post_patch_callback: libcoming.so
-coming_cb: pre_unpatch_callback: libcoming.so
-lpatch: reverting patch 'coming_cb' on unloading library 'libcoming.so'
-coming_cb: post_unpatch_callback: libcoming.so
-lpatch: applying patch 'coming_cb' to loading library 'libcoming.so'
-coming_cb: pre_patch_callback: libcoming.so
-coming_cb: post_patch_callback: libcoming.so
+$CB_COMING
+$CB_GOING
+$CB_COMING
 lpatch: 'coming_cb': initializing unpatching transition
 coming_cb: pre_unpatch_callback: main
 coming_cb: pre_unpatch_callback: libcoming.so
@@ -126,12 +128,8 @@ status_json
 jq_true "$(lib_object coming_cb) | (.loaded | not) and (.patched | not)" \
 	"the dependency went with it"
 lp_ok log "$PID"
-[ "$(sed -n '/loading library/,$p' <<<"$LP_OUT")" = "lpatch: applying patch 'coming_cb' to loading library 'libcoming.so'
-coming_cb: pre_patch_callback: libcoming.so
-coming_cb: post_patch_callback: libcoming.so
-coming_cb: pre_unpatch_callback: libcoming.so
-lpatch: reverting patch 'coming_cb' on unloading library 'libcoming.so'
-coming_cb: post_unpatch_callback: libcoming.so" ] ||
+[ "$(sed -n '/loading library/,$p' <<<"$LP_OUT")" = "$CB_COMING
+$CB_GOING" ] ||
 	fail "unexpected log for the dependency: $LP_OUT"
 expect_reply loadtop "topped 3011" "patched again"
 stop_target
@@ -157,15 +155,9 @@ revert coming_cb
 expect_reply "call 5" 11 "injected: both reverted"
 same_bytes "$LIB" coming_value
 lp_ok log "$PID"
-[ "$(sed -n '/loading library/,/coming_b/p' <<<"$LP_OUT")" = "lpatch: applying patch 'coming_cb' to loading library 'libcoming.so'
-coming_cb: pre_patch_callback: libcoming.so
-coming_cb: post_patch_callback: libcoming.so
-coming_cb: pre_unpatch_callback: libcoming.so
-lpatch: reverting patch 'coming_cb' on unloading library 'libcoming.so'
-coming_cb: post_unpatch_callback: libcoming.so
-lpatch: applying patch 'coming_cb' to loading library 'libcoming.so'
-coming_cb: pre_patch_callback: libcoming.so
-coming_cb: post_patch_callback: libcoming.so
+[ "$(sed -n '/loading library/,/coming_b/p' <<<"$LP_OUT")" = "$CB_COMING
+$CB_GOING
+$CB_COMING
 lpatch: enabling patch 'coming_b'" ] ||
 	fail "injected: unexpected coming/going log: $LP_OUT"
 stop_target
