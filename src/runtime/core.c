@@ -335,8 +335,8 @@ static struct lp_patch_rt *load_patch(int fd, const char *path, const char *name
 	}
 	patch->handle = handle;
 	patch->fd = fd;
-	/* Its callbacks run under lp_mutex. */
-	lp_tls_touch(handle);
+	/* Its callbacks, and the libraries it brought, run under lp_mutex. */
+	lp_tls_touch_all();
 	dl_iterate_phdr(text_range_cb, patch);
 	size_new_funcs(patch, fdpath);
 	note_new_clobbers(patch);

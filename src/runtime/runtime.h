@@ -177,7 +177,6 @@ struct lp_module {
 };
 extern struct list_head lp_modules;
 /* tls.c: this thread's dynamic TLS, allocated before it takes lp_mutex. */
-void lp_tls_touch(void *handle);
 void lp_tls_touch_all(void);
 
 /* This thread is dlopen()ing a patch. */

@@ -6,10 +6,11 @@
  * A thread holding lp_mutex must therefore never be the first to touch a
  * module's TLS, so the agent touches every block it may use before it
  * takes lp_mutex: when it starts, and after it loads a patch (whose
- * callbacks run under lp_mutex).  With `lpatch run` the runtime's
- * libraries sit in static TLS; an injected runtime brought libdw, libelf
- * and the rest in by dlopen(), and their TLS is dynamic.  The runtime's
- * own TLS is initial-exec and never goes through __tls_get_addr().
+ * callbacks run under lp_mutex, and which may bring libraries of its
+ * own).  With `lpatch run` the runtime's libraries sit in static TLS; an
+ * injected runtime brought libdw, libelf and the rest in by dlopen(), and
+ * their TLS is dynamic.  The runtime's own TLS is initial-exec and never
+ * goes through __tls_get_addr().
  */
 #include <dlfcn.h>
 #include <link.h>
@@ -28,7 +29,7 @@ struct tls_index {
 extern void *__tls_get_addr(struct tls_index *ti);
 
 /* Allocate this thread's TLS block of the object @handle, which it keeps loaded. */
-void lp_tls_touch(void *handle)
+static void touch(void *handle)
 {
 	struct tls_index ti = {0, 0};
 	void *data = NULL;
@@ -79,7 +80,7 @@ void lp_tls_touch_all(void)
 	for (size_t i = 0; i < u.n; i++) {
 		void *handle = dlopen(u.names[i], RTLD_LAZY | RTLD_NOLOAD);
 		if (handle) {
-			lp_tls_touch(handle);
+			touch(handle);
 			dlclose(handle);
 		}
 		free(u.names[i]);
