@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/procfs.h"
 #include "inject/internal.h"
 
 void lp_maps_free(struct lp_maps *m)
@@ -166,25 +167,6 @@ bool lp_tid_in(pid_t tid, const pid_t *sorted, size_t n)
 	return n && bsearch(&tid, sorted, n, sizeof(*sorted), cmp_tid) != NULL;
 }
 
-/* /proc/PID/task/TID/@file into @buf, NUL-terminated. */
-static bool read_task_file(pid_t pid, pid_t tid, const char *file, char *buf, size_t size)
-{
-	char path[96];
-	ssize_t len;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)pid, (int)tid, file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	len = read(fd, buf, size - 1);
-	close(fd);
-	if (len <= 0)
-		return false;
-	buf[len] = '\0';
-	return true;
-}
-
 /* "running", "-1 sp pc" (blocked outside a system call) or "nr a1..a6 sp pc". */
 bool lp_proc_syscall(pid_t pid, pid_t tid, struct lp_proc_sys *s)
 {
@@ -192,7 +174,7 @@ bool lp_proc_syscall(pid_t pid, pid_t tid, struct lp_proc_sys *s)
 	int n = 0;
 
 	*s = (struct lp_proc_sys){.nr = -1};
-	if (!read_task_file(pid, tid, "syscall", buf, sizeof(buf)))
+	if (!lp_read_task_file(pid, tid, "syscall", buf, sizeof(buf)))
 		return false;
 	for (tok = strtok_r(buf, " \n", &save); tok && n < 9; tok = strtok_r(NULL, " \n", &save))
 		fields[n++] = tok;
@@ -215,7 +197,7 @@ char lp_proc_state(pid_t pid, pid_t tid)
 {
 	char buf[512], *end;
 
-	if (!read_task_file(pid, tid, "stat", buf, sizeof(buf)))
+	if (!lp_read_task_file(pid, tid, "stat", buf, sizeof(buf)))
 		return 0;
 	end = strrchr(buf, ')');
 	return end && end[1] == ' ' ? end[2] : 0;
@@ -229,7 +211,7 @@ bool lp_proc_status(pid_t pid, pid_t tid, const char *key, char *val, size_t len
 	size_t n;
 
 	snprintf(want, sizeof(want), "\n%s:", key);
-	if (!read_task_file(pid, tid, "status", buf, sizeof(buf)) || !(at = strstr(buf, want)))
+	if (!lp_read_task_file(pid, tid, "status", buf, sizeof(buf)) || !(at = strstr(buf, want)))
 		return false;
 	at += strlen(want);
 	at += strspn(at, " \t");
@@ -243,7 +225,7 @@ bool lp_proc_sigsets(pid_t pid, pid_t tid, const char *const *keys, size_t n, ui
 {
 	char buf[4096], want[32];
 
-	if (!read_task_file(pid, tid, "status", buf, sizeof(buf)))
+	if (!lp_read_task_file(pid, tid, "status", buf, sizeof(buf)))
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		const char *at;

@@ -27,6 +27,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "common/procfs.h"
 #include "runtime.h"
 
 #define VISIT_SIGNAL	 (SIGRTMAX - 2)
@@ -292,25 +293,6 @@ static int list_threads(struct visit *v)
 	return 0;
 }
 
-/* Read /proc/self/task/TID/@file into @buf, NUL-terminated; false when it cannot. */
-static bool read_task_file(pid_t tid, const char *file, char *buf, size_t size)
-{
-	char path[64];
-	ssize_t len;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/%s", (int)tid, file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	len = read(fd, buf, size - 1);
-	close(fd);
-	if (len <= 0)
-		return false;
-	buf[len] = '\0';
-	return true;
-}
-
 /*
  * Where a thread blocked in the kernel will resume: "NR args... sp pc" (NR is
  * -1 outside a system call, e.g. in a page fault or stopped).  Returns false
@@ -321,7 +303,7 @@ static bool blocked_context(pid_t tid, long *nr, uintptr_t *pc, uintptr_t *sp)
 	char buf[256], *tok, *save = NULL, *fields[9];
 	int n = 0;
 
-	if (!read_task_file(tid, "syscall", buf, sizeof(buf)))
+	if (!lp_read_task_file(0, tid, "syscall", buf, sizeof(buf)))
 		return false;
 	for (tok = strtok_r(buf, " \n", &save); tok && n < 9; tok = strtok_r(NULL, " \n", &save))
 		fields[n++] = tok;
@@ -344,7 +326,7 @@ static unsigned long times_run(pid_t tid)
 	unsigned long long run, wait, slices;
 	char buf[96];
 
-	if (!read_task_file(tid, "schedstat", buf, sizeof(buf)) ||
+	if (!lp_read_task_file(0, tid, "schedstat", buf, sizeof(buf)) ||
 	    sscanf(buf, "%llu %llu %llu", &run, &wait, &slices) != 3)
 		return ULONG_MAX;
 	return (unsigned long)slices;
@@ -388,7 +370,7 @@ uint64_t lp_thread_sigset(pid_t tid, const char *field)
 	const char *at;
 
 	snprintf(key, sizeof(key), "\n%s:", field);
-	if (!read_task_file(tid, "status", buf, sizeof(buf)) || !(at = strstr(buf, key)) ||
+	if (!lp_read_task_file(0, tid, "status", buf, sizeof(buf)) || !(at = strstr(buf, key)) ||
 	    sscanf(at + strlen(key), " %llx", &mask) != 1)
 		return 0;
 	return mask;
@@ -402,7 +384,7 @@ bool lp_thread_gone(pid_t tid)
 {
 	char buf[512], *end;
 
-	if (!read_task_file(tid, "stat", buf, sizeof(buf)))
+	if (!lp_read_task_file(0, tid, "stat", buf, sizeof(buf)))
 		return true;
 	end = strrchr(buf, ')');
 	return end && (end[1] == '\0' || end[2] == 'Z' || end[2] == 'X');
