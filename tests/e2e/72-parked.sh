@@ -20,6 +20,7 @@
 #     churnval(), where it switches before the call is dispatched;
 #   - and `lpatch force` completes such a transition instead.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/churn.bash"
 
 ROUNDS=${LP_CHURN_ROUNDS:-20}
 if [ "${LP_CHURN_LIB:-0}" = 1 ]; then
@@ -38,73 +39,6 @@ expect_reply start started
 # ms_since T0: milliseconds since T0 (date +%s%N), for the log only.
 ms_since() {
 	echo $((($(date +%s%N) - $1) / 1000000))
-}
-
-# progress WHY: every churn thread got through another round under the
-# current expectation (the target polls; a thread that does not is stuck).
-progress() {
-	expect_reply progress progress "$1: every churn thread goes on"
-}
-
-# results WHAT WHY: from now on the threads' results must be WHAT; for
-# new and old, wait until each of them made a checked call.
-results() {
-	expect_reply "expect $1" "expect $1"
-	[ "$1" = any ] || progress "$2"
-}
-
-# status_is FILTER: FILTER is true of STATUS (false otherwise, no failure).
-status_is() {
-	printf '%s' "$STATUS" | jq -e "$1" >/dev/null
-}
-
-# churn_status: `status --json --threads` of the target into STATUS.
-churn_status() {
-	lp_ok status --json --threads "$PID"
-	STATUS=$LP_OUT
-}
-
-settled() {
-	churn_status
-	status_is '.transition == null'
-}
-
-# spinner_reported: the spinner is pending and reported as unreachable.
-spinner_reported() {
-	churn_status
-	status_is '.transition != null and any(.threads[]; .name == "spinner" and .pending
-		and .state == "unpatched" and ((.reason // "") | test("signal")))'
-}
-
-# only_spinner_pending: every other thread has switched.
-only_spinner_pending() {
-	churn_status
-	status_is '.transition.threads_pending == 1 and
-		[.threads[] | select(.pending) | .name] == ["spinner"]'
-}
-
-# all_idle WHY: no transition, every thread idle and not pending.
-all_idle() {
-	churn_status
-	jq_true '.transition == null and
-		all(.threads[]; .state == "idle" and (.pending | not))' "$1: every thread idle"
-}
-
-# mapped FILE: the target maps a file named FILE (e.g. churn_fix.so).
-mapped() {
-	grep -qF "/$1" "/proc/$PID/maps"
-}
-
-not_mapped() {
-	! mapped "$1"
-}
-
-# stats_ok WHY: no thread saw a wrong result or failed; sets STATS.
-stats_ok() {
-	cmd stats
-	STATS=$REPLY
-	[[ $STATS =~ bad\ ([0-9]+)$ ]] || fail "$1: unexpected stats '$STATS'"
-	[ "${BASH_REMATCH[1]}" -eq 0 ] || fail "$1: wrong results or failures: $STATS"
 }
 
 # --- Apply and revert while the churn threads run ---------------------------

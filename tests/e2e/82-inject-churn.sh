@@ -18,6 +18,7 @@
 #     each completes, every thread goes on, every result is the one the
 #     state allows.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/churn.bash"
 
 ROUNDS=${LP_INJECT_ROUNDS:-5}
 FIX=churn_fix
@@ -30,58 +31,6 @@ expect_reply "lib unpatched" "lib unpatched"
 expect_reply start started
 expect_reply nosig "nosig started"
 expect_reply spin spinning
-
-progress() {
-	expect_reply progress progress "$1: every churn thread goes on"
-}
-
-results() {
-	expect_reply "expect $1" "expect $1"
-	[ "$1" = any ] || progress "$2"
-}
-
-status_is() {
-	printf '%s' "$STATUS" | jq -e "$1" >/dev/null
-}
-
-churn_status() {
-	lp_ok status --json --threads "$PID"
-	STATUS=$LP_OUT
-}
-
-settled() {
-	churn_status
-	status_is '.transition == null'
-}
-
-spinner_reported() {
-	churn_status
-	status_is '.transition != null and any(.threads[]; .name == "spinner" and .pending
-		and .state == "unpatched" and ((.reason // "") | test("signal")))'
-}
-
-only_spinner_pending() {
-	churn_status
-	status_is '.transition.threads_pending == 1 and
-		[.threads[] | select(.pending) | .name] == ["spinner"]'
-}
-
-all_idle() {
-	churn_status
-	jq_true '.transition == null and
-		all(.threads[]; .state == "idle" and (.pending | not))' "$1: every thread idle"
-}
-
-stats_ok() {
-	cmd stats
-	STATS=$REPLY
-	[[ $STATS =~ bad\ ([0-9]+)$ ]] || fail "$1: unexpected stats '$STATS'"
-	[ "${BASH_REMATCH[1]}" -eq 0 ] || fail "$1: wrong results or failures: $STATS"
-}
-
-not_mapped() {
-	! grep -qF "/$1" "/proc/$PID/maps"
-}
 
 # --- Injected with the spinner spinning --------------------------------------
 results old "before"
