@@ -111,6 +111,8 @@ void lp_injected_setup(void)
 	/* Without the hook, a library loaded later would run unpatched: say so. */
 	if (lp_loader_init(err, sizeof(err)) < 0)
 		lp_log("libraries loaded from now on are not patched: %s", err);
+	else
+		lp_loader_watch_earlier();
 	if (lp_tasks_hook_create(hook_error, sizeof(hook_error)) < 0)
 		lp_log("cannot catch the threads the program creates: %s", hook_error);
 }

@@ -396,3 +396,90 @@ int lp_loader_init(char *err, size_t errlen)
 	lp_unlock();
 	return 0;
 }
+
+/* An object loaded before the runtime came, and the handle that holds it. */
+struct earlier {
+	void *handle;
+	struct link_map *map;
+	char *path;
+	struct lp_module probe; /* only probe, probe_addr and bias */
+};
+
+/* Under lp_mutex: the objects nothing watches yet. */
+static size_t unwatched(struct earlier **out)
+{
+	struct lp_module *mod;
+	struct earlier *e;
+	size_t n = 0;
+
+	list_for_each_entry (mod, &lp_modules, node)
+		n += !mod->main && !mod->patch_file && !mod->root;
+	*out = e = n ? calloc(n, sizeof(*e)) : NULL;
+	if (!e)
+		return 0;
+	n = 0;
+	list_for_each_entry (mod, &lp_modules, node) {
+		if (mod->main || mod->patch_file || mod->root)
+			continue;
+		e[n].map = mod->map;
+		e[n].path = strdup(mod->path);
+		e[n].probe.bias = mod->bias;
+		n += e[n].path != NULL;
+	}
+	return n;
+}
+
+/* Hold @e by a handle of its own and choose its probe; false when it cannot. */
+static bool probe_earlier(struct earlier *e)
+{
+	struct probe_search s = {.mod = &e->probe, .root = e->map};
+	struct link_map *map = NULL;
+
+	e->handle = dlopen(e->path, RTLD_LAZY | RTLD_NOLOAD);
+	if (!e->handle)
+		return false;
+	/* Another object of that name (the one listed went meanwhile): leave it. */
+	if (dlinfo(e->handle, RTLD_DI_LINKMAP, &map) < 0 || map != e->map)
+		return false;
+	return lp_elf_each_export(e->path, try_probe, &s) == 1;
+}
+
+/*
+ * An injected runtime: the objects loaded before it came may include
+ * libraries the program dlopen()ed, which it may unload again, and their
+ * patches' callbacks must run before they are unmapped.  Each is watched
+ * through itself: a dlopen(RTLD_NOLOAD) of it gives it a search list if it
+ * had none (an object loaded only as a dependency has none, and dlsym()
+ * on it would crash), and holds it while its probe is chosen.  Called in
+ * the agent without lp_mutex: dlopen() and dlsym() take the loader's lock.
+ */
+void lp_loader_watch_earlier(void)
+{
+	struct lp_module *mod;
+	struct earlier *e;
+	size_t n;
+
+	lp_lock();
+	n = unwatched(&e);
+	lp_unlock();
+	for (size_t i = 0; i < n; i++)
+		if (!probe_earlier(&e[i]))
+			e[i].probe.probe_addr = 0;
+	lp_lock();
+	for (size_t i = 0; i < n; i++) {
+		mod = e[i].probe.probe_addr ? tracked(e[i].map) : NULL;
+		if (!mod || mod->root)
+			continue;
+		memcpy(mod->probe, e[i].probe.probe, sizeof(mod->probe));
+		mod->probe_addr = e[i].probe.probe_addr;
+		mod->opened = true;
+		mod->root = mod->map;
+	}
+	lp_unlock();
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].handle)
+			dlclose(e[i].handle);
+		free(e[i].path);
+	}
+	free(e);
+}

@@ -182,6 +182,7 @@ void lp_tls_touch_all(void);
 /* This thread is dlopen()ing a patch. */
 extern __thread bool lp_loading_patch __attribute__((tls_model("initial-exec")));
 int lp_loader_init(char *err, size_t errlen);
+void lp_loader_watch_earlier(void);
 struct lp_module *lp_module_find(const char *name);
 bool lp_module_matches(struct lp_module *mod, const char *name);
 

@@ -16,6 +16,8 @@
 #     unloads and loads again (exact event-log transcript);
 #   - the same with a runtime that came by injection into a process started
 #     without it: the loader hook works from the injected agent as well;
+#     and a library loaded before the injection, by dlopen() or as a
+#     dependency, runs its going callbacks before it is unmapped;
 #   - a copy loaded in another link-map namespace (dlmopen) is reported,
 #     not patched.
 . "$(dirname "$0")/lib.sh"
@@ -161,6 +163,29 @@ $CB_COMING
 lpatch: enabling patch 'coming_b'" ] ||
 	fail "injected: unexpected coming/going log: $LP_OUT"
 stop_target
+
+# --- libraries loaded before the runtime was injected -----------------------
+# Loaded by the program itself (load), or as the dependency of one it
+# loaded (loadtop): the injected runtime watches them all the same, so
+# their unloading runs the going callbacks before they are unmapped, and
+# loading them again patches them again.
+for how in "load:loaded 21 21:unload:unloaded:loaded 3010 3010" \
+	"loadtop:topped 22:unloadtop:untopped:topped 3011"; do
+	IFS=: read -r load before unload unloaded after <<<"$how"
+	start_plain coming/coming "$LIB"
+	expect_reply "$load" "$before" "$load before the injection: the original"
+	lp_ok apply "$PID" "$CP/coming_cb.so"
+	[ "$LP_OUT" = "patch 'coming_cb' enabled (2 functions in 2 objects)" ] ||
+		fail "$load, then apply with injection printed '$LP_OUT'"
+	status_json
+	jq_true "$(lib_object coming_cb) | .loaded and .patched" "$load: patched where it was"
+	expect_reply "$unload" "$unloaded"
+	expect_reply "$load" "$after" "$load again: patched as it comes"
+	lp_ok log "$PID"
+	[ "$(sed -n '/patching complete/,$p' <<<"$LP_OUT" | tail -n +2)" = "$CB_GOING
+$CB_COMING" ] || fail "$load: unloading a library loaded before the injection: $LP_OUT"
+	stop_target
+done
 
 # --- another link-map namespace -------------------------------------------
 # AddressSanitizer aborts a process that loads its runtime in a second
