@@ -2,7 +2,12 @@
 /* The live fix for shop's price(): the discount is for ten items or more. */
 #include <lpatch.h>
 
-static int fixed_price(int items, int unit_cents)
+/*
+ * LP_PRESERVE_REGISTERS: the original leaves rcx alone, so a caller built
+ * with -fipa-ra may keep a value there across the call; this version uses
+ * it (lpatch refuses the patch otherwise: docs/writing-patches.md).
+ */
+static LP_PRESERVE_REGISTERS int fixed_price(int items, int unit_cents)
 {
 	int total = items * unit_cents;
 

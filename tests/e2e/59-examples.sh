@@ -8,7 +8,9 @@
 #   - states/limit_v1 raises max_clients (system state 1); the cumulative
 #     limit_v2 replaces it, takes the raised setting over without raising it
 #     twice, and fixes greeting(); reverting limit_v2 restores both.
-# (examples/demo is `make demo`'s; examples/shadow has 78-shadow.sh.)
+#   - `make demo`'s script (examples/demo/run-demo) ends well: the shop's
+#     prices are fixed after the apply and buggy again after the revert.
+# (examples/shadow has 78-shadow.sh.)
 . "$(dirname "$0")/lib.sh"
 
 EX=$BUILD/examples
@@ -64,3 +66,20 @@ lp_ok log "$PID"
 limit_v2: taking over max_clients from the installed patch
 limit_v2: max_clients back to 100" ] || fail "unexpected callbacks of the limit patches: $LP_OUT"
 kill "$PID"
+
+# --- make demo ------------------------------------------------------------
+require_built "$EX/shop" "$EX/fix.so"
+demo=$(timeout 120 "$LP_REPO/examples/demo/run-demo" "$BUILD" 2>&1) ||
+	fail "examples/demo/run-demo failed: $demo"
+# The order lines of step N (2: patched, 4: reverted).
+step_orders() {
+	awk -v n="$1" '/^[0-9]\. / { step = $1 + 0 } step == n && /order/' <<<"$demo"
+}
+grep -qxF "patch 'fix' enabled (1 function in 1 object)" <<<"$demo" ||
+	fail "the demo's apply did not enable the fix: $demo"
+patched=$(step_orders 2) reverted=$(step_orders 4)
+[ "$(grep -cE "( 1 items at 1.00 = 1.00| 3 items at 1.00 = 3.00| 12 items at 1.00 = 10.80)$" <<<"$patched")" -eq 3 ] ||
+	fail "the demo's prices are not fixed after the apply: $patched"
+[ "$(grep -cE "( 1 items at 1.00 = 0.90| 3 items at 1.00 = 2.70| 12 items at 1.00 = 10.80)$" <<<"$reverted")" -eq 3 ] ||
+	fail "the demo's prices are not the original after the revert: $reverted"
+log "make demo: fixed, then reverted"
