@@ -172,6 +172,7 @@ int lp_stop_trap_blockers(const struct lp_ops *ops, struct lp_stopper **out, cha
 {
 	int down[2], up[2];
 	struct lp_stopper *s;
+	pid_t parent;
 	char c = 'g';
 
 	*out = NULL;
@@ -195,8 +196,18 @@ int lp_stop_trap_blockers(const struct lp_ops *ops, struct lp_stopper **out, cha
 			 strerror(errno));
 		return -1;
 	}
+	parent = getpid();
 	s->helper = (pid_t)syscall(SYS_clone, 0ul, NULL, NULL, NULL, 0ul);
 	if (s->helper == 0) {
+		/*
+		 * Ends with the process it serves: its read of the pipe sees the
+		 * end only once every copy of the write end is closed, and a fork()
+		 * in another thread of the parent may hold one.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(1);
+		close(down[1]);
+		close(up[0]);
 		s->to_helper = down[0];
 		s->from_helper = up[1];
 		helper_main(s, ops);
