@@ -227,7 +227,7 @@ static void check_snapshot(struct cand *c, const struct lp_forbidden *f)
 	struct lp_regs regs;
 
 	if (!s->arrived) {
-		c->gone = lp_thread_gone(c->tid);
+		c->gone = lp_thread_gone(0, c->tid);
 		snprintf(c->reason, sizeof(c->reason), "does not answer signals");
 		c->verdict = UNRELIABLE;
 		return;

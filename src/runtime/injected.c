@@ -191,7 +191,7 @@ static int adopt_one(const char *rec, char *why, size_t len)
 		snprintf(why, len, "malformed record '%.32s'", rec);
 		return -1;
 	}
-	if (lp_thread_gone(tid))
+	if (lp_thread_gone(0, tid))
 		return 0; /* exited meanwhile: nothing to register */
 	if (!is_tcb(tp)) {
 		snprintf(why, len, "thread %d: %#lx is not a thread pointer", tid, tp);

@@ -344,7 +344,7 @@ pid_t lp_self_tid(void);
 int lp_threads_visit(lp_visit_fn fn, uintptr_t lo, uintptr_t hi, void *arg, bool runs, char *err,
 		     size_t errlen);
 bool lp_thread_read_blocked(struct lp_thread_ctx *ctx);
-bool lp_thread_gone(pid_t tid);
+bool lp_thread_gone(pid_t pid, pid_t tid);
 bool lp_thread_blocked_now(pid_t tid);
 uint64_t lp_thread_sigset(pid_t tid, const char *field);
 bool lp_syscall_interruptible(long nr);

@@ -115,8 +115,18 @@ static bool stop_one(size_t i, const struct lp_ops *ops)
 	pid_t tid = blockers[i];
 	int status;
 
-	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0)
-		return errno == ESRCH;
+	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
+		/*
+		 * Gone, or exiting: the kernel refuses to trace a thread whose
+		 * exit has begun (EPERM), and glibc blocks every signal in a
+		 * thread that returns from its start routine, so such a thread
+		 * is found among the blockers.  It runs no user code again.
+		 */
+		if (errno != ESRCH && !(errno == EPERM && lp_thread_gone(getppid(), tid)))
+			return false;
+		blockers[i] = 0;
+		return true;
+	}
 	if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0 || waitpid(tid, &status, __WALL) != tid ||
 	    !WIFSTOPPED(status)) {
 		blockers[i] = 0;

@@ -367,7 +367,7 @@ void lp_tasks_prune(void)
 	pthread_mutex_lock(&lp_threads_lock);
 	if (adopted) {
 		list_for_each_entry_safe (t, tmp, &lp_thread_list, node)
-			if (t->adopted && lp_thread_gone(t->tid))
+			if (t->adopted && lp_thread_gone(0, t->tid))
 				lp_thread_forget(t);
 	}
 	pthread_mutex_unlock(&lp_threads_lock);

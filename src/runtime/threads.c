@@ -377,14 +377,15 @@ uint64_t lp_thread_sigset(pid_t tid, const char *field)
 }
 
 /*
- * A thread that has exited: gone from /proc, or a zombie (the main thread
- * after pthread_exit() stays one until the whole process ends).
+ * A thread of process @pid (0: this one) that has exited: gone from /proc,
+ * or a zombie (the main thread after pthread_exit() stays one until the
+ * whole process ends).
  */
-bool lp_thread_gone(pid_t tid)
+bool lp_thread_gone(pid_t pid, pid_t tid)
 {
 	char buf[512], *end;
 
-	if (!lp_read_task_file(0, tid, "stat", buf, sizeof(buf)))
+	if (!lp_read_task_file(pid, tid, "stat", buf, sizeof(buf)))
 		return true;
 	end = strrchr(buf, ')');
 	return end && (end[1] == '\0' || end[2] == 'Z' || end[2] == 'X');
