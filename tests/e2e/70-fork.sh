@@ -58,11 +58,6 @@ keep_kids() {
 	done
 }
 
-# status_is FILTER: FILTER is true of STATUS (false otherwise, no failure).
-status_is() {
-	printf '%s' "$STATUS" | jq -e "$1" >/dev/null
-}
-
 # pid_status PID: `status --json --threads PID` into STATUS; false while
 # the process does not answer (a child whose agent is still starting).
 pid_status() {

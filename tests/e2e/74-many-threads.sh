@@ -17,6 +17,7 @@
 #     the only thread left, sleeping on manyval; once it returns the
 #     transition completes and every thread is idle.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/many.bash"
 
 NTHREADS=${LP_MANY_THREADS:-1000}
 # apply and revert signal the threads still pending after a quarter of
@@ -29,12 +30,7 @@ OLD5=16 NEW5=17 # manyval(5)
 
 require_built "$FIXSO"
 start_target stress/many
-LP_REPLY_TIMEOUT=90 cmd "start $NTHREADS"
-case $REPLY in
-"started $NTHREADS") ;;
-"error limit"*) skip "this system does not allow $NTHREADS threads: $REPLY" ;;
-*) fail "start $NTHREADS answered '$REPLY'" ;;
-esac
+start_many "$NTHREADS"
 nthreads=$(find "/proc/$PID/task" -mindepth 1 -maxdepth 1 | wc -l)
 log "$nthreads threads"
 [ "$nthreads" -gt "$NTHREADS" ] || fail "only $nthreads threads"
@@ -42,13 +38,6 @@ log "$nthreads threads"
 # ms_since T0: milliseconds since T0 (date +%s%N), for the log only.
 ms_since() {
 	echo $((($(date +%s%N) - $1) / 1000000))
-}
-
-# results WHAT WHY: from now on the busy threads' results must be WHAT;
-# for new and old, wait until each of them made a checked call.
-results() {
-	expect_reply "expect $1" "expect $1"
-	[ "$1" = any ] || expect_reply progress progress "$2: the busy threads go on"
 }
 
 # quiet_waiters WHY: no waiter was woken since "mark", none saw EINTR or
@@ -59,41 +48,6 @@ quiet_waiters() {
 	cmd busy
 	[[ $REPLY =~ ^calls\ ([0-9]+)\ bad\ 0$ ]] || fail "$1: busy threads: $REPLY"
 	log "$1: busy threads: $REPLY"
-}
-
-# many_status: `status --json --threads` into STATUS.
-many_status() {
-	lp_ok status --json --threads "$PID"
-	STATUS=$LP_OUT
-}
-
-status_is() {
-	printf '%s' "$STATUS" | jq -e "$1" >/dev/null
-}
-
-# many_true FILTER WHY: like jq_true, but a failure shows a summary of the
-# status rather than a thousand threads.
-many_true() {
-	status_is "$1" && return 0
-	fail "$2 failed: jq '$1' on: $(printf '%s' "$STATUS" | jq -c '{transition,
-		patches: [.patches[] | {name, enabled, transition, forced}],
-		threads: (.threads | length),
-		states: (.threads | group_by(.state, .pending) |
-			map({state: .[0].state, pending: .[0].pending, n: length})),
-		notable: [.threads[] | select(.pending or .reason != null or
-			(.name | test("^(parked|busy)")))]}')"
-}
-
-settled() {
-	many_status
-	status_is '.transition == null'
-}
-
-# only_parked_pending: every thread has switched but the parked one.
-only_parked_pending() {
-	many_status
-	status_is '.transition.threads_pending == 1 and
-		[.threads[] | select(.pending) | .name] == ["parked"]'
 }
 
 all_idle() {

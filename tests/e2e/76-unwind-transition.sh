@@ -52,10 +52,6 @@ checks() {
 	check_bt "$p" $bt "$why: backtrace in bt_probe"
 }
 
-status_is() {
-	printf '%s' "$STATUS" | jq -e "$1" >/dev/null
-}
-
 unwind_status() {
 	lp_ok status --json --threads "$PID"
 	STATUS=$LP_OUT

@@ -15,6 +15,7 @@
 #     that thread alone: every other thread, each of the 200 among them, is
 #     counted and switched, none is unknown to the runtime.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/many.bash"
 
 NTHREADS=${LP_INJECT_THREADS:-200}
 WAIT=600
@@ -24,19 +25,9 @@ OLD5=16 NEW5=17 # manyval(5)
 
 require_built "$FIXSO"
 start_plain stress/many
-LP_REPLY_TIMEOUT=90 cmd "start $NTHREADS"
-case $REPLY in
-"started $NTHREADS") ;;
-"error limit"*) skip "this system does not allow $NTHREADS threads: $REPLY" ;;
-*) fail "start $NTHREADS answered '$REPLY'" ;;
-esac
+start_many "$NTHREADS"
 nthreads=$(task_ids | wc -l)
 log "$nthreads threads"
-
-results() {
-	expect_reply "expect $1" "expect $1"
-	[ "$1" = any ] || expect_reply progress progress "$2: the busy threads go on"
-}
 
 # quiet_waiters WHY: no wait ended with EINTR or without a wake-up, and no
 # busy thread saw a wrong result.
@@ -44,34 +35,6 @@ quiet_waiters() {
 	expect_reply eintr "eintr 0 spurious 0" "$1: waits interrupted"
 	cmd busy
 	[[ $REPLY =~ ^calls\ ([0-9]+)\ bad\ 0$ ]] || fail "$1: busy threads: $REPLY"
-}
-
-many_status() {
-	lp_ok status --json --threads "$PID"
-	STATUS=$LP_OUT
-}
-
-status_is() {
-	printf '%s' "$STATUS" | jq -e "$1" >/dev/null
-}
-
-many_true() {
-	status_is "$1" && return 0
-	fail "$2 failed: jq '$1' on: $(printf '%s' "$STATUS" | jq -c '{transition,
-		threads: (.threads | length),
-		states: (.threads | group_by(.state, .pending) |
-			map({state: .[0].state, pending: .[0].pending, n: length}))}')"
-}
-
-settled() {
-	many_status
-	status_is '.transition == null'
-}
-
-only_parked_pending() {
-	many_status
-	status_is '.transition.threads_pending == 1 and
-		[.threads[] | select(.pending) | .name] == ["parked"]'
 }
 
 results old "before"

@@ -17,11 +17,6 @@ results() {
 	[ "$1" = any ] || progress "$2"
 }
 
-# status_is FILTER: FILTER is true of STATUS (false otherwise, no failure).
-status_is() {
-	printf '%s' "$STATUS" | jq -e "$1" >/dev/null
-}
-
 # churn_status: `status --json --threads` of the target into STATUS.
 churn_status() {
 	lp_ok status --json --threads "$PID"

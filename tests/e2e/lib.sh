@@ -278,6 +278,11 @@ status_json() {
 		fail "status --json is not valid JSON: $STATUS"
 }
 
+# status_is FILTER: FILTER is true of STATUS (false otherwise, no failure).
+status_is() {
+	printf '%s' "$STATUS" | jq -e "$1" >/dev/null
+}
+
 # jq_true FILTER [WHY]: FILTER applied to the last STATUS must be true.
 jq_true() {
 	printf '%s' "$STATUS" | jq -e "$1" >/dev/null ||
